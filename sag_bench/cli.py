@@ -1,0 +1,56 @@
+"""The ``sag-bench`` command. Thin: each subcommand lives in ``sag_bench/commands/<name>.py``.
+
+A command module is light to import (heavy imports inside its handler) and provides
+``register(subparsers)``, which adds its parser and sets ``handler`` to a function taking the parsed args.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+COMMANDS = ("systems", "data", "train", "generate", "run", "fad", "listen", "demo")
+
+
+class UserError(Exception):
+    """An expected failure (bad input, missing data or weights): printed as one line, no traceback."""
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from sag_bench.audio import AudioError
+    from sag_bench.backbones.base import WeightsMissingError
+    from sag_bench.datasets.manifest import DatasetError
+    from sag_bench.registry import UnknownComponentError
+
+    return (UserError, AudioError, DatasetError, UnknownComponentError, WeightsMissingError, FileNotFoundError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every available subcommand."""
+    parser = argparse.ArgumentParser(prog="sag-bench", description="Benchmark for Singing Accompaniment Generation.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module_name = f"sag_bench.commands.{name}"
+        if importlib.util.find_spec(module_name) is not None:
+            importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``sag-bench`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        result = args.handler(args)
+    except _expected_errors() as error:
+        print(f"sag-bench: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sag-bench: interrupted (finished work is kept; rerun to resume)", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
