@@ -72,6 +72,25 @@ def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
     return data, rate
 
 
+def _wav_missing_bytes(path: Path) -> int:
+    """Bytes missing from a RIFF/WAVE file's ``data`` chunk (0 when complete or not a plain RIFF WAV).
+
+    libsndfile silently shortens a truncated WAV to what is present; the header tells how much was announced.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        if handle.read(12)[:4] != b"RIFF":
+            return 0
+        while True:
+            header = handle.read(8)
+            if len(header) < 8:
+                return 0
+            chunk_id, chunk_size = header[:4], int.from_bytes(header[4:], "little")
+            if chunk_id == b"data":
+                return max(0, chunk_size - (size - handle.tell())) if chunk_size not in (0, 0xFFFFFFFF) else 0
+            handle.seek(chunk_size + (chunk_size & 1), 1)
+
+
 def _decode(path: Path) -> tuple[np.ndarray, int]:
     if path.suffix.lower() not in _SOUNDFILE_EXTENSIONS:
         return _decode_with_ffmpeg(path)
@@ -80,8 +99,9 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, EOFError) as error:
         raise AudioError(path, f"not a readable audio file ({str(error).split(':')[-1].strip()})") from None
-    if info.frames > 0 and data.shape[0] < info.frames:
-        raise AudioError(path, f"truncated: header announces {info.frames} frames, only {data.shape[0]} present")
+    missing = _wav_missing_bytes(path) if info.format == "WAV" else 0
+    if missing:
+        raise AudioError(path, f"truncated: {missing} bytes of audio data announced in the header are missing")
     return data, rate
 
 
