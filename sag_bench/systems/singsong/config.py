@@ -1,0 +1,120 @@
+"""SingSong configuration: one :class:`SingSongConfig` per preset in ``presets.toml``, one :class:`StageConfig` per stage.
+
+Paper constants live here once, each with its source; presets only choose sizes and backbones.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from importlib import resources
+from typing import Any
+
+from sag_bench.cli import UserError
+
+STAGES = ("semantic", "coarse", "fine")
+
+# Encodec 24 kHz at 6 kbps gives 8 codebooks; FastSAG section 4.2: the first 3 are coarse, the other 5 fine.
+N_COARSE = 3
+N_FINE = 5
+
+# open-musiclm / audiolm-pytorch training recipe (shared notes): AdamW, lr 3e-4, betas (0.9, 0.99), wd 0.01, clip 0.5.
+LEARNING_RATE = 3e-4
+ADAM_BETAS = (0.9, 0.99)
+WEIGHT_DECAY = 0.01
+GRAD_CLIP = 0.5
+
+# open-musiclm sampling: top-k keeps 10 % of the logits of the current codebook.
+TOP_K_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """Size, sampling and training settings of one decoder-only stage."""
+
+    dim: int
+    depth: int
+    heads: int
+    temperature: float
+    top_k_fraction: float = TOP_K_FRACTION
+    lr: float = LEARNING_RATE
+    betas: tuple[float, float] = ADAM_BETAS
+    weight_decay: float = WEIGHT_DECAY
+    grad_clip: float = GRAD_CLIP
+    warmup_steps: int = 0
+    batch_size: int = 8
+    grad_accum: int = 1
+    steps: int = 1000
+
+    @classmethod
+    def from_dict(cls, table: dict[str, Any]) -> "StageConfig":
+        """Build from a TOML/JSON table; unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise UserError(f"unknown SingSong stage setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        values = dict(table)
+        if "betas" in values:
+            values["betas"] = tuple(values["betas"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class SingSongConfig:
+    """Backbones, tokenizer sizes, window and noise, and the three stages."""
+
+    preset: str
+    semantic_backbone: str
+    codec: str
+    semantic_vocab: int
+    kmeans_iters: int
+    kmeans_max_frames: int
+    window_seconds: float
+    noise_sigma: float
+    stages: dict[str, StageConfig] = field(default_factory=dict)
+
+    def stage(self, name: str) -> StageConfig:
+        """The settings of stage ``name`` (one of :data:`STAGES`)."""
+        if name not in self.stages:
+            raise UserError(f"unknown SingSong stage {name!r}; stages are {', '.join(STAGES)}")
+        return self.stages[name]
+
+    def with_stage(self, name: str, **changes: Any) -> "SingSongConfig":
+        """A copy with stage ``name`` updated (used for sampling overrides such as temperature)."""
+        return replace(self, stages={**self.stages, name: replace(self.stage(name), **changes)})
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (stored with every checkpoint)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, table: dict[str, Any]) -> "SingSongConfig":
+        """Inverse of :meth:`to_dict`; also reads one preset table of ``presets.toml``."""
+        values = {k: v for k, v in table.items() if k not in STAGES and k != "stages"}
+        stage_tables = table.get("stages", {name: table[name] for name in STAGES if name in table})
+        missing = [name for name in STAGES if name not in stage_tables]
+        if missing:
+            raise UserError(f"SingSong config lacks stage table(s) {', '.join(missing)}")
+        known = {f.name for f in fields(cls)} - {"stages"}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UserError(f"unknown SingSong setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**values, stages={name: StageConfig.from_dict(stage_tables[name]) for name in STAGES})
+
+
+def preset_names() -> list[str]:
+    """The presets defined in ``presets.toml``."""
+    return sorted(_presets())
+
+
+def load_preset(name: str) -> SingSongConfig:
+    """The configuration of preset ``name`` (``tiny`` or ``paper``)."""
+    presets = _presets()
+    if name not in presets:
+        raise UserError(f"unknown SingSong preset {name!r}; presets: {', '.join(sorted(presets))}")
+    return SingSongConfig.from_dict({"preset": name, **presets[name]})
+
+
+def _presets() -> dict[str, Any]:
+    text = resources.files(__package__).joinpath("presets.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
