@@ -1,0 +1,206 @@
+"""Build a self-contained MOS study folder from a run folder (see :mod:`sag_bench.listening_test.study`)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from sag_bench.audio import SAMPLE_RATE, load_audio, mix
+from sag_bench.datasets.manifest import ClipDataset
+from sag_bench.listening_test import stimuli
+from sag_bench.listening_test.loudness import matching_gains
+from sag_bench.listening_test.study import (AUDIO_DIR, DATABASE_FILE, STUDY_FILE, STUDY_FORMAT, StudyError,
+                                            write_secret)
+from sag_bench.store import read_json, write_json
+
+DEFAULT_PRESET = "fastsag_mos.toml"
+# FastSAG section 4.4: each rater judged 20 clips.
+DEFAULT_PER_RATER = 20
+HEADPHONE_TRIALS = ((0, 1), (2, 0), (1, 2), (0, 2), (1, 0), (2, 1))  # (soft, antiphase) positions
+HEADPHONE_TRIALS_USED = 3
+
+
+@dataclass(frozen=True)
+class Stimulus:
+    """One sound to put into the study before loudness matching."""
+
+    key: str
+    audio: np.ndarray
+
+
+def load_preset(path: str | Path | None = None) -> dict[str, Any]:
+    """The study preset (question, scale, gold items, loudness, screening); the packaged FastSAG one by default."""
+    if path is None:
+        text = resources.files("sag_bench.listening_test").joinpath("presets", DEFAULT_PRESET).read_text()
+        source = DEFAULT_PRESET
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise StudyError(f"{path}: no such preset file")
+        text, source = path.read_text(encoding="utf-8"), str(path)
+    try:
+        preset = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise StudyError(f"{source}: not valid TOML ({error})") from None
+    missing = {"title", "question", "hint", "instructions", "consent", "scale", "gold", "loudness", "audio",
+               "screening", "server"} - preset.keys()
+    if missing:
+        raise StudyError(f"{source}: missing keys {sorted(missing)}")
+    if sorted(int(k) for k in preset["scale"]) != [1, 2, 3, 4, 5]:
+        raise StudyError(f"{source}: [scale] must label exactly the values 1 to 5")
+    return preset
+
+
+def _run_inputs(run_dir: Path, systems: list[str] | None) -> tuple[ClipDataset, list[str], list[str]]:
+    manifest_path = run_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise StudyError(f"{manifest_path}: no run manifest (is {run_dir} a run folder?)")
+    manifest = read_json(manifest_path)
+    if "data_dir" not in manifest or "clips" not in manifest:
+        raise StudyError(f"{manifest_path}: needs keys 'data_dir' and 'clips'")
+    data_dir = Path(manifest["data_dir"])
+    # Relative data_dir: against the run folder first, then the working directory.
+    dataset = ClipDataset(run_dir / data_dir if (run_dir / data_dir).is_dir() else data_dir)
+    available = sorted(p.name for p in (run_dir / "mixes").glob("*") if p.is_dir()) or \
+        sorted(p.name for p in (run_dir / "generated").glob("*") if p.is_dir())
+    systems = systems or available
+    unknown = [s for s in systems if s not in available]
+    if unknown or not systems:
+        raise StudyError(f"{run_dir}: no outputs for systems {unknown or systems} (found: {', '.join(available)})")
+    complete = [clip for clip in manifest["clips"]
+                if all(_output_path(run_dir, s, clip) is not None for s in systems)]
+    if not complete:
+        raise StudyError(f"{run_dir}: no clip has outputs from every system {systems}")
+    return dataset, systems, complete
+
+
+def _output_path(run_dir: Path, system: str, clip: str) -> Path | None:
+    for folder in ("mixes", "generated"):
+        path = run_dir / folder / system / f"{clip}.wav"
+        if path.is_file():
+            return path
+    return None
+
+
+def _system_mix(run_dir: Path, system: str, clip: str, vocals: np.ndarray) -> np.ndarray:
+    """The run's mix for (system, clip), or vocals + 0.9 x the generated accompaniment when no mix was written."""
+    path = _output_path(run_dir, system, clip)
+    audio = load_audio(path, SAMPLE_RATE)
+    return audio if path.parent.parent.name == "mixes" else mix(vocals, audio)[0]
+
+
+def _opaque(secret: bytes, key: str) -> str:
+    return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def _gold_plan(preset: dict[str, Any], clips: list[str], rng: np.random.Generator) -> list[dict[str, Any]]:
+    gold = preset["gold"]
+    kinds = ["anchor"] * gold["anchors"] + ["reference"] * gold["references"] + ["trap"] * gold["traps"]
+    chosen = rng.choice(len(clips), size=len(kinds), replace=len(kinds) > len(clips))
+    plan = []
+    for number, (kind, index) in enumerate(zip(kinds, chosen)):
+        expected = {"anchor": gold["anchor_expected"], "reference": gold["reference_expected"],
+                    "trap": [gold["trap_score"], gold["trap_score"]]}[kind]
+        plan.append({"key": f"gold/{kind}/{number}", "kind": kind, "clip": clips[int(index)],
+                     "expected": list(expected), "prompt": gold["trap_prompt"] if kind == "trap" else None})
+    return plan
+
+
+def _gold_audio(kind: str, vocals: np.ndarray, accompaniment: np.ndarray) -> np.ndarray:
+    backing = stimuli.broken_anchor(accompaniment) if kind == "anchor" else accompaniment
+    return mix(vocals, backing)[0]
+
+
+def build_study(run_dir: str | Path, out: str | Path, systems: list[str] | None = None, clips: int | None = None,
+                per_rater: int = DEFAULT_PER_RATER, seed: int = 0, preset_path: str | Path | None = None,
+                audio_format: str | None = None) -> Path:
+    """Build a study folder at ``out`` from the run at ``run_dir``; returns the path of ``study.json``.
+
+    ``clips`` limits the study to a seeded random subset of the run's clips (all by default); each rater hears
+    ``per_rater`` clips with every system, plus the gold items of the preset. All stimuli are loudness-matched
+    (BS.1770) and encoded as ``audio_format`` (the preset's by default) under opaque names.
+    """
+    run_dir, out = Path(run_dir), Path(out)
+    if (out / DATABASE_FILE).exists():
+        raise StudyError(f"{out}: already holds ratings ({DATABASE_FILE}); build into a new folder")
+    preset = load_preset(preset_path)
+    fmt = audio_format or preset["audio"]["format"]
+    if fmt not in stimuli.FORMATS:
+        raise StudyError(f"unknown audio format {fmt!r} (choose from {', '.join(stimuli.FORMATS)})")
+    if per_rater < 1:
+        raise StudyError(f"--per-rater must be at least 1 (got {per_rater})")
+    dataset, systems, available = _run_inputs(run_dir, systems)
+    rng = np.random.default_rng(seed)
+    if clips is not None:
+        if not 1 <= clips <= len(available):
+            raise StudyError(f"--clips must be between 1 and {len(available)} for {run_dir} (got {clips})")
+        keep = set(rng.choice(len(available), size=clips, replace=False).tolist())
+        available = [clip for index, clip in enumerate(available) if index in keep]
+    records = {record.id: record for record in dataset.records()}
+    missing = [clip for clip in available if clip not in records]
+    if missing:
+        raise StudyError(f"{dataset.root}: clips {missing[:3]} of the run are not in the dataset manifest")
+
+    gold_plan = _gold_plan(preset, available, rng)
+    stimuli_list: list[Stimulus] = []
+    items: list[dict[str, Any]] = []
+    for clip in tqdm(available, desc="study: loading mixes", unit="clip"):
+        pair = dataset.load(records[clip])
+        for system in systems:
+            key = f"test/{system}/{clip}"
+            stimuli_list.append(Stimulus(key, _system_mix(run_dir, system, clip, pair.vocals)))
+            items.append({"key": key, "kind": "test", "system": system, "clip": clip})
+        for gold in (g for g in gold_plan if g["clip"] == clip):
+            stimuli_list.append(Stimulus(gold["key"], _gold_audio(gold["kind"], pair.vocals, pair.accompaniment)))
+            items.append(gold)
+    calibration_clip = available[0]
+    calibration = dataset.load(records[calibration_clip])
+    stimuli_list.append(Stimulus("calibration", mix(calibration.vocals, calibration.accompaniment)[0]))
+
+    loudness = preset["loudness"]
+    gains, common, measured = matching_gains({s.key: s.audio for s in stimuli_list}, SAMPLE_RATE,
+                                             loudness["target_lufs"], loudness["peak_limit"])
+    secret = write_secret(out)
+    audio_dir = out / AUDIO_DIR
+    names: dict[str, str] = {}
+    for stimulus in tqdm(stimuli_list, desc=f"study: encoding {fmt}", unit="file"):
+        path = stimuli.write_encoded(audio_dir, _opaque(secret, stimulus.key), stimulus.audio * gains[stimulus.key],
+                                     SAMPLE_RATE, fmt, preset["audio"]["bitrate"])
+        names[stimulus.key] = f"{AUDIO_DIR}/{path.name}"
+
+    trials = []
+    for number, (soft, antiphase) in enumerate(HEADPHONE_TRIALS[:HEADPHONE_TRIALS_USED]):
+        key = f"headphone/{number}"
+        path = stimuli.write_encoded(audio_dir, _opaque(secret, key), stimuli.headphone_trial(soft, antiphase,
+                                     SAMPLE_RATE), SAMPLE_RATE, fmt, preset["audio"]["bitrate"])
+        trials.append({"audio": f"{AUDIO_DIR}/{path.name}", "answer": soft + 1})
+
+    study_items = []
+    for item in items:
+        entry = {"id": "i" + _opaque(secret, "id/" + item["key"])[:10], "kind": item["kind"], "clip": item["clip"],
+                 "audio": names[item["key"]], "system": item.get("system"), "expected": item.get("expected"),
+                 "prompt": item.get("prompt"), "source_lufs": round(measured[item["key"]], 2)}
+        study_items.append(entry)
+    spec = {
+        "format": STUDY_FORMAT, "study_id": _opaque(secret, "study"), "source_run": str(run_dir.resolve()),
+        "dataset": str(dataset.root.resolve()), "seed": seed, "per_rater": min(per_rater, len(available)),
+        "systems": systems, "clips": available, "audio_format": fmt,
+        **{key: preset[key] for key in ("title", "question", "hint", "instructions", "consent")},
+        "scale": {str(k): preset["scale"][str(k)] for k in range(5, 0, -1)},
+        "screening": preset["screening"], "server": preset["server"],
+        "loudness": {"method": "ITU-R BS.1770-4 integrated, gated", "target_lufs": loudness["target_lufs"],
+                     "matched_lufs": round(common, 2), "peak_limit": loudness["peak_limit"]},
+        "calibration_audio": names["calibration"],
+        "headphone_check": {"method": "Woods et al. 2017 antiphase", "trials": trials},
+        "items": study_items,
+        "completion_url": preset.get("completion_url", ""),
+    }
+    return write_json(out / STUDY_FILE, spec)
