@@ -1,0 +1,46 @@
+"""``sag-bench demo``: the embedded default end to end, offline (tiny chorales, every system, tables, plots, study)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("demo", help="the embedded default end to end, offline")
+    parser.add_argument("--out", default="results/demo", help="run directory (default: results/demo)")
+    parser.add_argument("--spec", default="tiny", help="spec to run (default: the built-in tiny spec)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sag_bench.runner.run import run_experiment
+    from sag_bench.runner.spec import load_spec
+
+    start = time.perf_counter()
+    spec = load_spec(args.spec)
+    result = run_experiment(spec, args.out, resume=True)
+    print()
+    print((result.root / "tables" / f"{spec.table}.md").read_text())
+    if (result.root / "tables" / f"{spec.table}_paper.md").is_file():
+        print("For orientation only (paper setup: MUSDB18, paper-size models, pretrained backbones):")
+        print((result.root / "tables" / f"{spec.table}_paper.md").read_text())
+    print(f"run folder: {result.root}")
+    print(f"plots:      {', '.join(str(p) for p in sorted((result.root / 'plots').glob('*.png')))}")
+    study = _build_study(result.root, Path(args.out) / "study")
+    if study:
+        print(f"listening study: {study}  (serve it with `sag-bench listen serve {study}`)")
+    print(f"demo finished in {time.perf_counter() - start:.0f} s")
+    failed = [key for key, state in result.status.items() if state.get("state") == "failed"]
+    return 1 if failed else 0
+
+
+def _build_study(run_dir, study_dir):
+    """Build a listening-study folder from the run (the listening-test package decides the layout)."""
+    from sag_bench.listening_test.build import build_study
+
+    if not (study_dir / "study.json").is_file():
+        build_study(run_dir, study_dir, seed=0)
+    return study_dir

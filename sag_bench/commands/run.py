@@ -1,0 +1,47 @@
+"""``sag-bench run SPEC.toml [--out DIR] [--resume] [--dry-run]``: generate + evaluate + tables for one spec."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("run", help="generate + evaluate + tables for one experiment spec")
+    parser.add_argument("spec", help="spec file, or a built-in spec name (tiny, table1, table2)")
+    parser.add_argument("--out", help="run directory (default: results/<spec name>)")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run, skipping finished work")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="list what would run and which weights and data are needed; fail on what is missing")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sag_bench.cli import UserError
+    from sag_bench.runner.spec import SpecError, load_spec
+
+    try:
+        spec = load_spec(args.spec)
+    except SpecError as error:
+        raise UserError(str(error)) from None
+    if args.dry_run:
+        from sag_bench.runner.dryrun import plan
+
+        checks = plan(spec)
+        print(f"spec {spec.name} ({spec.source}): {len(spec.systems)} systems, "
+              f"embedders {', '.join(spec.evaluation.embedders) or '-'}")
+        for check in checks:
+            print(check.line())
+        missing = sum(not check.ok for check in checks)
+        if missing:
+            raise UserError(f"{missing} prerequisite(s) missing for {spec.source}")
+        return 0
+    from sag_bench.runner.run import run_experiment
+
+    try:
+        result = run_experiment(spec, args.out or f"results/{spec.name}", resume=args.resume)
+    except SpecError as error:
+        raise UserError(str(error)) from None
+    print((result.root / "tables" / f"{spec.table}.md").read_text())
+    print(f"results: {result.root}  plots: {result.root / 'plots'}")
+    failed = [key for key, state in result.status.items() if state.get("state") == "failed"]
+    return 1 if failed else 0

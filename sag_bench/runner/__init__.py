@@ -1,0 +1,1 @@
+"""The experiment runner: specs -> generation -> evaluation -> tables."""

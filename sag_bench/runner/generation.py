@@ -1,0 +1,109 @@
+"""Generation stage of a run: each system writes ``generated/<system>/<clip>.wav``, resumably.
+
+Batches are fixed over the full clip list (never over what is left), and each batch's seed derives from the run seed
+and its first clip id, so a resumed run produces exactly the files an uninterrupted one would. Finished files are
+never rewritten. A system that fails is recorded in ``status/<system>.json`` and the run goes on with the others.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from sag_bench import registry
+from sag_bench.audio import save_audio
+from sag_bench.datasets.manifest import ClipDataset, ClipRecord
+from sag_bench.runner.spec import Spec, SystemSpec
+from sag_bench.store import read_json, write_json
+from sag_bench.systems.base import System
+from sag_bench.systems.randsong import clip_seed
+
+
+@dataclass
+class SystemRun:
+    """Where one system's outputs of a run live."""
+
+    root: Path
+    key: str
+
+    @property
+    def generated_dir(self) -> Path:
+        return self.root / "generated" / self.key
+
+    @property
+    def status_path(self) -> Path:
+        return self.root / "status" / f"{self.key}.json"
+
+    @property
+    def rtf_path(self) -> Path:
+        return self.root / "rtf" / f"{self.key}.json"
+
+    def output(self, clip_id: str) -> Path:
+        return self.generated_dir / f"{clip_id}.wav"
+
+    def status(self) -> dict[str, Any]:
+        return read_json(self.status_path) if self.status_path.is_file() else {}
+
+    def write_status(self, **status: Any) -> None:
+        write_json(self.status_path, {**self.status(), **status})
+
+
+def build_system(system_spec: SystemSpec, data_dir: Path, device: str) -> System:
+    """Construct, prepare and load one system of a spec."""
+    checkpoint = system_spec.checkpoint_path()
+    if checkpoint is not None and not checkpoint.exists():
+        raise FileNotFoundError(f"checkpoint of {system_spec.key} not found: {checkpoint}")
+    system: System = registry.build("systems", system_spec.name, checkpoint=checkpoint, **system_spec.options)
+    system.prepare(data_dir)
+    system.load(device)
+    return system
+
+
+def batches(records: list[ClipRecord], size: int) -> list[list[ClipRecord]]:
+    """Fixed batches over the full clip list."""
+    return [records[i : i + size] for i in range(0, len(records), size)]
+
+
+def generate_batch(system: System, dataset: ClipDataset, batch: list[ClipRecord], seed: int) -> np.ndarray:
+    """Run one batch through the system; checks shape and finiteness of what comes back."""
+    vocals = torch.from_numpy(np.stack([dataset.load(record).vocals for record in batch]))
+    with torch.inference_mode():
+        output = system.generate(vocals, seed=clip_seed(seed, batch[0].id), clip_ids=[r.id for r in batch])
+    output = output.detach().float().cpu().numpy()
+    if output.shape != vocals.shape:
+        raise ValueError(f"generate returned shape {output.shape} for vocals of shape {tuple(vocals.shape)}")
+    if not np.isfinite(output).all():
+        raise ValueError("generate returned NaN or infinite samples")
+    return output
+
+
+def run_generation(spec: Spec, system_spec: SystemSpec, root: Path, dataset: ClipDataset,
+                   records: list[ClipRecord], system: System | None) -> System | None:
+    """Generate the missing clips of one system; returns the loaded system (or None if nothing was needed/failed)."""
+    target = SystemRun(root, system_spec.key)
+    pending = [batch for batch in batches(records, spec.batch_size)
+               if not all(target.output(record.id).is_file() for record in batch)]
+    if not pending:
+        target.write_status(state="done", clips=len(records))
+        return system
+    try:
+        system = system or build_system(system_spec, dataset.root, spec.device)
+        target.write_status(state="running", system=system.describe())
+        for batch in tqdm(pending, desc=f"generate {system_spec.key}", unit="batch"):
+            output = generate_batch(system, dataset, batch, spec.seed)
+            for record, audio in zip(batch, output):
+                if not target.output(record.id).is_file():
+                    save_audio(target.output(record.id), audio, dataset.sample_rate)
+    except Exception as error:  # one system's failure must not lose the others' results
+        target.write_status(state="failed", error=f"{type(error).__name__}: {error}",
+                            traceback=traceback.format_exc(limit=5))
+        tqdm.write(f"sag-bench: {system_spec.key} failed: {type(error).__name__}: {error}")
+        return None
+    target.write_status(state="done", clips=len(records))
+    return system
