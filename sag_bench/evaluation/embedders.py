@@ -110,7 +110,8 @@ class DSPSpectralModel(BatchEmbedder):
         centroid = (freqs * magnitude).sum(dim=1) / total
         bandwidth = ((freqs - centroid[:, None]).square() * magnitude).sum(dim=1) / total
         flatness = torch.exp(torch.log(magnitude + DSP_EPS).mean(dim=1)) / (magnitude.mean(dim=1) + DSP_EPS)
-        rms = (power.sum(dim=1) / DSP_N_FFT).sqrt()
+        # Parseval on a one-sided spectrum, compensated for the window's energy: the signal's RMS in the frame.
+        rms = (2.0 * power.sum(dim=1) / (DSP_N_FFT * self.model["window"].square().sum())).sqrt()
         shape = torch.stack([torch.log(centroid + 1.0), 0.5 * torch.log(bandwidth + 1.0),
                              torch.log(flatness + DSP_EPS), torch.log(rms + DSP_EPS)], dim=1)
         return torch.cat([log_mel, chroma, shape], dim=1).transpose(1, 2)
