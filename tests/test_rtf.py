@@ -1,0 +1,84 @@
+"""RTF harness: warm-up excluded, per-stage breakdown from the installed StageTimer, statistics, seeds."""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+import pytest
+import torch
+
+from sag_bench.evaluation.rtf import UNATTRIBUTED_STAGE, measure_rtf
+from sag_bench.systems.base import System
+from sag_bench.timing import NullTimer, StageTimer
+
+SR = 24_000
+ENCODE_S, SAMPLE_S, OTHER_S, WARMUP_EXTRA_S = 0.02, 0.04, 0.01, 0.3
+
+
+class TimedSystem(System):
+    """Spends known wall time in two reported stages and some outside any stage; the first call is slow."""
+
+    name = "timed"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[int, int, list[str] | None]] = []
+
+    def generate(self, vocals: torch.Tensor, seed: int, clip_ids: Sequence[str] | None = None) -> torch.Tensor:
+        self.calls.append((seed, vocals.shape[0], list(clip_ids) if clip_ids else None))
+        if len(self.calls) == 1:
+            time.sleep(WARMUP_EXTRA_S)
+        with self.timer.stage("encoder"):
+            time.sleep(ENCODE_S)
+        with self.timer.stage("sampler"):
+            time.sleep(SAMPLE_S)
+        time.sleep(OTHER_S)
+        return torch.zeros_like(vocals)
+
+
+def test_rtf_excludes_warmup_and_breaks_down_stages() -> None:
+    system = TimedSystem()
+    clips = [np.zeros(SR // 2, np.float32) for _ in range(4)]  # 0.5 s each
+    result = measure_rtf(system, clips, warmup=1, batch_size=2, seed=10, clip_ids=["a", "b", "c", "d"])
+    assert [c[0] for c in system.calls] == [10, 10, 11]  # warm-up (seed 10), then batches 0 and 1
+    assert [c[2] for c in system.calls] == [["a", "b"], ["a", "b"], ["c", "d"]]
+    assert (result.batches, result.batch_size, result.warmup) == (2, 2, 1)
+    assert result.audio_seconds == pytest.approx(2.0)
+    per_batch = ENCODE_S + SAMPLE_S + OTHER_S
+    assert result.rtf == pytest.approx(per_batch / 1.0, rel=0.5)  # a batch generates 2 x 0.5 s
+    assert result.rtf < WARMUP_EXTRA_S / 1.0  # the slow warm-up call is not counted
+    assert set(result.stage_seconds) == {"encoder", "sampler", UNATTRIBUTED_STAGE}
+    assert result.stage_seconds["encoder"] == pytest.approx(ENCODE_S, rel=0.5)
+    assert result.stage_seconds["sampler"] == pytest.approx(SAMPLE_S, rel=0.5)
+    assert result.stage_seconds["sampler"] > result.stage_seconds["encoder"]
+    assert sum(result.stage_rtf.values()) == pytest.approx(result.rtf, rel=1e-6)
+    assert result.rtf_median <= result.rtf_p95 and result.rtf_mean > 0
+    assert isinstance(system.timer, NullTimer) and not isinstance(system.timer, StageTimer)
+    record = result.to_dict()
+    assert record["threads"] == torch.get_num_threads() and record["device"] == "cpu" and record["dtype"] == "float32"
+    assert record["device_name"]
+
+
+class LinearSystem(System):
+    """A real (tiny) network whose parameters set the reported dtype."""
+
+    name = "linear"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = torch.nn.Conv1d(1, 1, 9, padding=4).double()
+
+    def generate(self, vocals: torch.Tensor, seed: int, clip_ids: Sequence[str] | None = None) -> torch.Tensor:
+        with self.timer.stage("net"):
+            return self.net(vocals[:, None].double())[:, 0].float()
+
+
+def test_rtf_records_model_dtype_and_rejects_bad_input() -> None:
+    result = measure_rtf(LinearSystem(), [np.zeros(SR, np.float32)] * 3, warmup=0)
+    assert result.dtype == "float64" and result.batches == 3 and result.audio_seconds == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="at least one clip"):
+        measure_rtf(LinearSystem(), [])
+    with pytest.raises(ValueError, match="2 clip ids for 1 clips"):
+        measure_rtf(LinearSystem(), [np.zeros(10, np.float32)], clip_ids=["a", "b"])
