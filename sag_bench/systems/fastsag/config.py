@@ -1,0 +1,198 @@
+"""FastSAG configuration: variants (the five registered systems) and presets (sizes and backbones, from TOML).
+
+A :class:`FastSAGConfig` is stored inside every checkpoint, so a system rebuilds from the checkpoint alone.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from importlib import resources
+from typing import Any
+
+from sag_bench.audio import MEL_FRAMES_PER_CLIP, N_MELS
+from sag_bench.cli import UserError
+
+# FastSAG section 4.1: 10 s clips; 937 mel frames zero-padded to 1024 for the U-Net (reference facts).
+PADDED_FRAMES = 1024
+# FastSAG eq. 12: lambda_s = lambda_p = lambda_d = 1.0.
+LOSS_WEIGHTS = {"semantic": 1.0, "prior": 1.0, "diffusion": 1.0}
+# Reference facts (authors' training code): Gaussian noise of std 0.01 always, and with probability 0.3 extra
+# noise of std peak * U(0, 0.1), added to the vocals before features.
+VOCAL_NOISE_STD = 0.01
+EXTRA_NOISE_PROB = 0.3
+EXTRA_NOISE_MAX = 0.1
+# Reference facts: gradient norms of the prior encoder and of the denoiser are clipped at 1.
+GRAD_CLIP = 1.0
+
+RESAMPLERS = ("perceiver", "interpolate")
+CONDITIONS = ("semantic", "mel", "semantic+mel")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Which ablation: resampling module, what conditions the prior, and whether the mel is normalised."""
+
+    resampler: str = "perceiver"
+    condition: str = "semantic"
+    mel_norm: bool = True
+
+    def __post_init__(self) -> None:
+        if self.resampler not in RESAMPLERS:
+            raise UserError(f"FastSAG resampler must be one of {', '.join(RESAMPLERS)}, not {self.resampler!r}")
+        if self.condition not in CONDITIONS:
+            raise UserError(f"FastSAG condition must be one of {', '.join(CONDITIONS)}, not {self.condition!r}")
+
+    @property
+    def uses_semantic(self) -> bool:
+        """The semantic projection block and a semantic encoder take part."""
+        return self.condition != "mel"
+
+    @property
+    def uses_vocal_mel(self) -> bool:
+        """The vocal mel spectrogram is part of the prior's input."""
+        return self.condition != "semantic"
+
+    @property
+    def name(self) -> str:
+        """The registered system name of this variant."""
+        for name, variant in VARIANTS.items():
+            if variant == self:
+                return name
+        return f"fastsag[{self.resampler},{self.condition},{'norm' if self.mel_norm else 'no-norm'}]"
+
+
+# The five systems of sag_bench/systems/catalog.py (FastSAG Table 1).
+VARIANTS: dict[str, Variant] = {
+    "fastsag": Variant("perceiver", "semantic", True),
+    "fastsag-interpolate": Variant("interpolate", "semantic", True),
+    "fastsag-mel": Variant("perceiver", "mel", True),
+    "fastsag-semantic-mel": Variant("perceiver", "semantic+mel", True),
+    "fastsag-no-norm": Variant("perceiver", "semantic", False),
+}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Block sizes (defaults: the paper's)."""
+
+    semantic_dim: int = 768
+    semantic_stacks: int = 8
+    semantic_layers: int = 8
+    semantic_hidden: int | None = None
+    perceiver_latents: int = 32
+    perceiver_latent_dim: int = 256
+    perceiver_depth: int = 6
+    perceiver_heads: int = 8
+    perceiver_head_dim: int = 128
+    perceiver_query_dim: int = 256
+    perceiver_ff_mult: int = 4
+    perceiver_seq_dropout: float = 0.1
+    prior_stacks: int = 4
+    prior_layers: int = 8
+    prior_hidden: int | None = None
+    unet_dim: int = 64
+    unet_mults: tuple[int, ...] = (1, 2, 4)
+    unet_groups: int = 8
+    unet_heads: int = 4
+    unet_head_dim: int = 32
+    n_mels: int = N_MELS
+    mel_frames: int = MEL_FRAMES_PER_CLIP
+    padded_frames: int = PADDED_FRAMES
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and augmentation settings."""
+
+    batch_size: int = 28
+    lr: float = 1e-4
+    steps: int = 500_000
+    checkpoint_every: int = 5000
+    grad_clip: float = GRAD_CLIP
+    loss_weights: dict[str, float] = field(default_factory=lambda: dict(LOSS_WEIGHTS))
+    vocal_noise_std: float = VOCAL_NOISE_STD
+    extra_noise_prob: float = EXTRA_NOISE_PROB
+    extra_noise_max: float = EXTRA_NOISE_MAX
+    diffusion_segment_frames: int | None = None  # None: the denoiser trains on the whole padded clip
+    cache_audio: bool = False
+    mixed_precision: str = "no"
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """Sampler settings (overridable per system: ``steps=``, ``sampler=``)."""
+
+    steps: int = 50
+    sampler: str = "euler"
+    batch_size: int = 4
+
+
+@dataclass(frozen=True)
+class FastSAGConfig:
+    """Everything needed to rebuild a FastSAG model and its backbones."""
+
+    preset: str
+    variant: Variant
+    semantic_encoder: str
+    semantic_options: dict[str, Any]
+    vocoder: str
+    vocoder_options: dict[str, Any]
+    model: ModelConfig
+    train: TrainConfig
+    inference: InferenceConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (stored in checkpoints)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FastSAGConfig":
+        """Inverse of :meth:`to_dict`."""
+        model = dict(data["model"])
+        model["unet_mults"] = tuple(model["unet_mults"])
+        return cls(preset=data["preset"], variant=Variant(**data["variant"]),
+                   semantic_encoder=data["semantic_encoder"], semantic_options=dict(data["semantic_options"]),
+                   vocoder=data["vocoder"], vocoder_options=dict(data["vocoder_options"]),
+                   model=ModelConfig(**model), train=_build(TrainConfig, data["train"], "train"),
+                   inference=_build(InferenceConfig, data["inference"], "inference"))
+
+    def with_inference(self, **changes: Any) -> "FastSAGConfig":
+        """A copy with inference settings changed (``None`` values are ignored)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, inference=replace(self.inference, **changes))
+
+
+def _build(cls: type, table: dict[str, Any], section: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise UserError(f"unknown FastSAG [{section}] setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return cls(**table)
+
+
+def preset_names() -> list[str]:
+    """Names of the presets in ``presets.toml``."""
+    return sorted(_presets())
+
+
+def _presets() -> dict[str, Any]:
+    text = resources.files("sag_bench.systems.fastsag").joinpath("presets.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def load_preset(preset: str, variant: Variant) -> FastSAGConfig:
+    """The configuration of ``preset`` (``paper`` or ``tiny``) for ``variant``."""
+    presets = _presets()
+    if preset not in presets:
+        raise UserError(f"unknown FastSAG preset {preset!r}; presets: {', '.join(sorted(presets))}")
+    table = presets[preset]
+    model = dict(table.get("model", {}))
+    if "unet_mults" in model:
+        model["unet_mults"] = tuple(model["unet_mults"])
+    return FastSAGConfig(preset=preset, variant=variant, semantic_encoder=table["semantic_encoder"],
+                         semantic_options=dict(table.get("semantic_options", {})), vocoder=table["vocoder"],
+                         vocoder_options=dict(table.get("vocoder_options", {})),
+                         model=_build(ModelConfig, model, "model"),
+                         train=_build(TrainConfig, table.get("train", {}), "train"),
+                         inference=_build(InferenceConfig, table.get("inference", {}), "inference"))
