@@ -45,6 +45,8 @@ EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"
 AUDIO_NAME = re.compile(r"^[0-9a-f]{16}\.(mp3|ogg|wav)$")
 COMPLETION_CODE_CHARS = 10
 MAX_LISTEN_SECONDS = 3600.0
+# Longer than a rater's pause between answers, so a browser rarely reuses a connection the server just closed.
+KEEP_ALIVE_SECONDS = 75
 
 
 class SessionRequest(BaseModel):
@@ -268,5 +270,6 @@ def serve(study_dir: str | Path, host: str = "127.0.0.1", port: int = 8000) -> N
     print(f"study {Path(study_dir).resolve()} on http://{host}:{port}/")
     print(f"export: http://{host}:{port}/api/export.csv?key={key} (and export.json)", flush=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+                timeout_keep_alive=KEEP_ALIVE_SECONDS)
 
