@@ -19,9 +19,10 @@ SMALL_BIGVGAN = {
 }
 
 
-def spectral_convergence(reference: torch.Tensor, estimate: torch.Tensor) -> float:
-    """||M - M'||_F / ||M||_F on linear mel magnitudes."""
-    return float((reference.exp() - estimate.exp()).norm() / reference.exp().norm())
+def spectral_convergence(reference: torch.Tensor, estimate: torch.Tensor, edge: int = 0) -> float:
+    """||M - M'||_F / ||M||_F on linear mel magnitudes, leaving out ``edge`` frames at each end."""
+    reference, estimate = (m[..., edge : m.shape[-1] - edge].exp() for m in (reference, estimate))
+    return float((reference - estimate).norm() / reference.norm())
 
 
 def dominant_frequency(audio: torch.Tensor) -> float:
@@ -38,15 +39,16 @@ def test_mel_to_magnitude_reproduces_the_mel():
 
 @pytest.mark.parametrize("freq", [220.0, 440.0, 1000.0])
 def test_griffin_lim_round_trip_keeps_spectrum_and_pitch(freq):
-    mel = mel_spectrogram(sine(freq))
+    mel = mel_spectrogram(sine(freq, seconds=0.5))
     audio = GriffinLimVocoder(n_iter=32).decode(mel)
     assert audio.shape == (1, mel.shape[-1] * 256)
-    assert spectral_convergence(mel, mel_spectrogram(audio)) < 0.12
+    # The frames whose window reaches into the reflect padding (4 at each end) cannot be matched exactly.
+    assert spectral_convergence(mel, mel_spectrogram(audio), edge=4) < 0.1
     assert abs(dominant_frequency(audio[0]) - freq) / freq < 0.02
 
 
 def test_griffin_lim_more_iterations_converge_further():
-    mel = mel_spectrogram(sine(330.0) + sine(495.0, amplitude=0.3))
+    mel = mel_spectrogram(sine(330.0, 0.5) + sine(495.0, 0.5, amplitude=0.3))
     errors = [spectral_convergence(mel, mel_spectrogram(GriffinLimVocoder(n_iter=n).decode(mel))) for n in (1, 32)]
     assert errors[1] < 0.5 * errors[0]
 
@@ -70,8 +72,8 @@ def test_bigvgan_small_config_maps_frames_to_256_samples():
     torch.manual_seed(0)
     vocoder = BigVGANVocoder(config=SMALL_BIGVGAN)
     assert not any(name.endswith(("weight_g", "weight_v")) for name, _ in vocoder.model.named_parameters())
-    audio = vocoder.decode(torch.randn(2, 100, 20) - 5.0)
-    assert audio.shape == (2, 20 * 256)
+    audio = vocoder.decode(torch.randn(2, 100, 8) - 5.0)
+    assert audio.shape == (2, 8 * 256)
     assert torch.isfinite(audio).all() and audio.abs().max() <= 1.0
     assert vocoder.describe() == {"name": "bigvgan-24k-100band", "offline": False, "weights": None}
 
