@@ -33,7 +33,7 @@ def main() -> int:
         port = free_port()
         server = start_server(root / "study", port, root / "server.log")
         try:
-            report = run_load(f"http://{LOOPBACK}:{port}", args.raters, args.answers, resubmit=True, seed=args.seed)
+            report = run_load(port, args.raters, args.answers, resubmit=True, seed=args.seed)
         finally:
             stop_server(server)
         with sqlite3.connect(root / "study" / "ratings.sqlite") as db:

@@ -226,7 +226,7 @@ def test_fifty_raters_at_once_lose_and_duplicate_nothing(fresh_study, tmp_path):
     port = free_port()
     server = start_server(fresh_study, port, tmp_path / "server.log")
     try:
-        report = run_load(f"http://{LOOPBACK}:{port}", raters=50, answers=20, resubmit=True, seed=1)
+        report = run_load(port, raters=50, answers=20, resubmit=True, seed=1)
     finally:
         stop_server(server)
     print("\n" + report.summary())

@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -52,6 +52,11 @@ class Rater:
     external_id: str | None
     headphone: tuple[int, int] | None
     completed: float | None
+    token_sha256: str = field(repr=False, default="")
+
+    def owns(self, token: str) -> bool:
+        """True when ``token`` is the secret token issued to this rater (constant-time comparison)."""
+        return hmac.compare_digest(self.token_sha256, _sha256(token))
 
 
 def _sha256(text: str) -> str:
@@ -110,13 +115,7 @@ class RatingStore:
             return None
         headphone = None if row["headphone_total"] is None else (row["headphone_correct"], row["headphone_total"])
         return Rater(id=row["id"], index=row["idx"], items=json.loads(row["items"]), external_id=row["external_id"],
-                     headphone=headphone, completed=row["completed"])
-
-    def token_matches(self, rater_id: str, token: str) -> bool:
-        """True when ``token`` is the secret token issued to ``rater_id`` (constant-time comparison)."""
-        with self._lock:
-            row = self._db.execute("SELECT token_sha256 FROM raters WHERE id = ?", (rater_id,)).fetchone()
-        return row is not None and hmac.compare_digest(row[0], _sha256(token))
+                     headphone=headphone, completed=row["completed"], token_sha256=row["token_sha256"])
 
     def answers(self, rater_id: str) -> dict[str, int]:
         """Item id -> score for everything this rater has answered."""
@@ -125,8 +124,8 @@ class RatingStore:
         return {row[0]: row[1] for row in rows}
 
     def add_rating(self, rater: Rater, item_id: str, score: int, comment: str = "",
-                   listen_seconds: float | None = None, plays: int | None = None) -> bool:
-        """Store one answer durably; True if new, False for an identical re-submission.
+                   listen_seconds: float | None = None, plays: int | None = None) -> tuple[bool, int]:
+        """Store one answer durably; returns (True if new / False for an identical re-submission, answers so far).
 
         Raises :class:`NotAssignedError` for an item outside the rater's sequence and :class:`ConflictError`
         when the item already has a different answer from this rater.
@@ -134,17 +133,19 @@ class RatingStore:
         if item_id not in rater.items:
             raise NotAssignedError(f"item {item_id} is not assigned to rater {rater.id}")
 
-        def insert(db: sqlite3.Connection) -> bool:
+        def insert(db: sqlite3.Connection) -> tuple[bool, int]:
             old = db.execute("SELECT score, comment FROM ratings WHERE rater_id = ? AND item_id = ?",
                              (rater.id, item_id)).fetchone()
             if old is not None:
                 if (old[0], old[1]) != (score, comment):
                     raise ConflictError(f"item {item_id} was already rated {old[0]} by this rater")
-                return False
-            db.execute("INSERT INTO ratings (rater_id, item_id, score, comment, listen_seconds, plays, position, "
-                       "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (rater.id, item_id, score, comment, listen_seconds,
-                                                                   plays, rater.items.index(item_id), time.time()))
-            return True
+            else:
+                db.execute("INSERT INTO ratings (rater_id, item_id, score, comment, listen_seconds, plays, "
+                           "position, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           (rater.id, item_id, score, comment, listen_seconds, plays, rater.items.index(item_id),
+                            time.time()))
+            answered = db.execute("SELECT COUNT(*) FROM ratings WHERE rater_id = ?", (rater.id,)).fetchone()[0]
+            return old is None, answered
 
         return self._write(insert)
 

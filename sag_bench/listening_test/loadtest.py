@@ -5,16 +5,17 @@ Used by the tests (crash safety, concurrency) and by ``bench/listen_load.py``. L
 
 from __future__ import annotations
 
-import asyncio
+import http.client
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 LOOPBACK = "127.0.0.1"
@@ -41,11 +42,15 @@ def start_server(study_dir: str | Path, port: int, log_path: str | Path) -> subp
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}; see {log_path}")
+        probe = http.client.HTTPConnection(LOOPBACK, port, timeout=1.0)
         try:
-            if httpx.get(f"http://{LOOPBACK}:{port}/api/study", timeout=1.0).status_code == 200:
+            probe.request("GET", "/api/study")
+            if probe.getresponse().status == 200:
                 return process
-        except httpx.TransportError:
+        except (OSError, http.client.HTTPException):
             time.sleep(0.1)
+        finally:
+            probe.close()
     process.kill()
     raise RuntimeError(f"server did not answer within {READY_TIMEOUT_S} s; see {log_path}")
 
@@ -88,58 +93,76 @@ class LoadReport:
                 f"p50 {np.percentile(lat, 50):.1f}, p95 {np.percentile(lat, 95):.1f}, max {lat.max():.1f}")
 
 
-async def _rater(client: httpx.AsyncClient, number: int, answers: int, resubmit: bool, seed: int,
-                 report: LoadReport) -> None:
-    rng = np.random.default_rng([seed, number])
+class _Connection:
+    """One rater's persistent HTTP/1.1 connection (stdlib ``http.client``: little client CPU per request)."""
 
-    async def call(method: str, url: str, **kwargs) -> httpx.Response | None:
+    def __init__(self, port: int, report: LoadReport, lock: threading.Lock) -> None:
+        self.port, self.report, self.lock = port, report, lock
+        self.http = http.client.HTTPConnection(LOOPBACK, port, timeout=60)
+
+    def call(self, method: str, path: str, body: dict, headers: dict[str, str] | None = None) -> tuple[int, dict] | None:
+        """Send a JSON request (resent after a transport failure); (status, JSON body) or None if it never got through."""
+        payload = json.dumps(body).encode()
         start = time.perf_counter()
         for attempt in range(TRANSPORT_RETRIES + 1):
             try:
-                response = await client.request(method, url, **kwargs)
+                self.http.request(method, path, payload, {"Content-Type": "application/json", **(headers or {})})
+                response = self.http.getresponse()
+                status, data = response.status, json.loads(response.read() or b"{}")
                 break
-            except httpx.TransportError:
-                report.transport_retries += attempt < TRANSPORT_RETRIES
+            except (OSError, http.client.HTTPException):
+                self.http.close()
+                self.http = http.client.HTTPConnection(LOOPBACK, self.port, timeout=60)
+                with self.lock:
+                    self.report.transport_retries += attempt < TRANSPORT_RETRIES
         else:
-            report.transport_errors += 1
+            with self.lock:
+                self.report.transport_errors += 1
             return None
-        report.latencies_ms.append((time.perf_counter() - start) * 1000)
-        if response.status_code >= 500:
-            report.server_errors += 1
-        elif response.status_code >= 400:
-            report.client_errors += 1
-        return response
+        with self.lock:
+            self.report.latencies_ms.append((time.perf_counter() - start) * 1000)
+            self.report.server_errors += status >= 500
+            self.report.client_errors += 400 <= status < 500
+        return status, data
 
-    created = await call("POST", "/api/sessions", json={"external_id": f"load-{number}"})
-    if created is None or created.status_code != 200:
+
+def _rater(port: int, number: int, answers: int, resubmit: bool, seed: int, report: LoadReport,
+           lock: threading.Lock, start: threading.Barrier) -> None:
+    rng = np.random.default_rng([seed, number])
+    connection = _Connection(port, report, lock)
+    start.wait()
+    created = connection.call("POST", "/api/sessions", {"external_id": f"load-{number}"})
+    if created is None or created[0] != 200:
         return
-    session = created.json()
+    session = created[1]
     headers = {"Authorization": f"Bearer {session['token']}"}
-    url = f"/api/sessions/{session['rater_id']}/ratings"
+    path = f"/api/sessions/{session['rater_id']}/ratings"
     for item in session["items"][:answers]:
         body = {"item_id": item["id"], "score": int(rng.integers(1, 6)), "comment": f"rater {number}"}
-        response = await call("POST", url, json=body, headers=headers)
-        if response is not None and response.status_code == 200:  # stored now, or by a retried first attempt
-            report.acknowledged[(session["rater_id"], item["id"])] = body["score"]
+        response = connection.call("POST", path, body, headers)
+        if response is not None and response[0] == 200:  # stored now, or by a resent first attempt
+            with lock:
+                report.acknowledged[(session["rater_id"], item["id"])] = body["score"]
         if resubmit:
-            again = await call("POST", url, json=body, headers=headers)
-            if again is not None and again.status_code == 200:
-                report.resubmits_ok += 1
-                report.resubmits_stored_again += int(again.json()["stored"])
+            again = connection.call("POST", path, body, headers)
+            if again is not None and again[0] == 200:
+                with lock:
+                    report.resubmits_ok += 1
+                    report.resubmits_stored_again += int(again[1]["stored"])
+    connection.http.close()
 
 
-async def _run(base_url: str, raters: int, answers: int, resubmit: bool, seed: int) -> LoadReport:
+def run_load(port: int, raters: int = 50, answers: int = 20, resubmit: bool = True, seed: int = 0) -> LoadReport:
+    """``raters`` simulated raters at once against 127.0.0.1:``port``, each answering ``answers`` items (and
+    re-sending each answer once), one thread and one keep-alive connection per rater."""
     report = LoadReport(raters=raters, answers_per_rater=answers)
-    limits = httpx.Limits(max_connections=raters, max_keepalive_connections=raters)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60.0) as client:
-        start = time.perf_counter()
-        await asyncio.gather(*(_rater(client, k, answers, resubmit, seed, report) for k in range(raters)))
-        report.seconds = time.perf_counter() - start
+    lock, barrier = threading.Lock(), threading.Barrier(raters)
+    threads = [threading.Thread(target=_rater, args=(port, k, answers, resubmit, seed, report, lock, barrier))
+               for k in range(raters)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    report.seconds = time.perf_counter() - start
     return report
-
-
-def run_load(base_url: str, raters: int = 50, answers: int = 20, resubmit: bool = True, seed: int = 0) -> LoadReport:
-    """``raters`` simulated raters at once, each answering ``answers`` items (and re-sending each once)."""
-    if not base_url.startswith(f"http://{LOOPBACK}:"):
-        raise ValueError(f"load tests run against {LOOPBACK} only (got {base_url})")
-    return asyncio.run(_run(base_url, raters, answers, resubmit, seed))

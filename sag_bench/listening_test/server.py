@@ -168,7 +168,7 @@ def create_app(study_dir: str | Path) -> FastAPI:
             raise HTTPException(404, f"unknown rater {rater_id[:64]}")
         if not authorization or not authorization.startswith("Bearer "):
             raise HTTPException(401, "missing rater token (Authorization: Bearer ...)")
-        if not store.token_matches(rater_id, authorization.removeprefix("Bearer ")):
+        if not rater.owns(authorization.removeprefix("Bearer ")):
             raise HTTPException(403, f"token does not belong to rater {rater_id}")
         return rater
 
@@ -227,13 +227,12 @@ def create_app(study_dir: str | Path) -> FastAPI:
         if len(body.comment) > int(limits["max_comment_chars"]):
             raise HTTPException(422, f"comment longer than {limits['max_comment_chars']} characters")
         try:
-            new = store.add_rating(rater, body.item_id, body.score, body.comment.strip(), body.listen_seconds,
+            new, answered = store.add_rating(rater, body.item_id, body.score, body.comment.strip(), body.listen_seconds,
                                    body.plays)
         except NotAssignedError as error:
             raise HTTPException(403, str(error)) from None
         except ConflictError as error:
             raise HTTPException(409, str(error)) from None
-        answered = len(store.answers(rater.id))
         return {"stored": new, "answered": answered, "total": len(rater.items)}
 
     @app.post("/api/sessions/{rater_id}/complete")
