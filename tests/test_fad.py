@@ -168,3 +168,26 @@ def test_audio_files_lists_audio_and_rejects_empty_folder(tmp_path: Path) -> Non
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no audio files"):
         fad.audio_files(tmp_path / "empty")
+
+
+def test_fad_command_prints_score_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sag_bench.cli import main
+
+    t = np.arange(24_000) / 24_000
+    for folder, shift in (("ref", 0.0), ("eval", 30.0)):
+        for i in range(3):
+            save_audio(tmp_path / folder / f"c{i}.wav", (0.3 * np.sin(2 * np.pi * (220 + 40 * i + shift) * t)))
+    common = ["fad", "--embedder", "dsp-spectral", str(tmp_path / "ref"), str(tmp_path / "eval"),
+              "--cache", str(tmp_path / "cache")]
+    assert main(common + ["--per-clip"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("FAD[dsp-spectral] = ") and "evaluated 63 (3 clips), 64 dims" in out
+    assert "warning: reference set has 63 frames < 2 x 64 dims" in out and "; evaluation set has 63" in out
+    assert "  c2\t" in out
+    assert main(common + ["--json"]) == 0
+    import json
+
+    record = json.loads(capsys.readouterr().out)
+    assert record["n_eval_frames"] == 63 and record["score"] > 0 and record["embedder"] == "dsp-spectral"
+    assert main(["fad", "--embedder", "dsp-spectral", str(tmp_path / "missing"), str(tmp_path / "eval")]) == 2
+    assert "missing: not a folder" in capsys.readouterr().err

@@ -76,7 +76,7 @@ class DSPSpectralModel(BatchEmbedder):
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "n_fft": DSP_N_FFT, "hop": DSP_HOP, "n_mels": DSP_N_MELS, "f_min": DSP_F_MIN,
-                "f_max": DSP_F_MAX, "n_chroma": DSP_N_CHROMA, "version": 1}
+                "f_max": DSP_F_MAX, "n_chroma": DSP_N_CHROMA, "version": 2}
 
     def load_model(self) -> None:
         import librosa

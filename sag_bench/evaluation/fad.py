@@ -230,7 +230,11 @@ def set_warning(name: str, n_frames: int, dim: int) -> str:
 
 def bootstrap_ci(ref: GaussianStats, eval_moments: ClipMoments, n_boot: int, seed: int,
                  level: float = 0.95) -> tuple[float, float]:
-    """Percentile CI of FAD when the evaluated clips are resampled with replacement (reference held fixed)."""
+    """Percentile CI of FAD when the evaluated clips are resampled with replacement (reference held fixed).
+
+    FAD is biased upwards in small samples, and a resample repeats clips; with few, very different clips the
+    bootstrap distribution can therefore sit above the point estimate. With tens of clips or more it brackets it.
+    """
     rng = np.random.default_rng(seed)
     k = len(eval_moments.counts)
     sqrt_ref = sqrtm_psd(ref.cov)

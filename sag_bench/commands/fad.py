@@ -1,0 +1,63 @@
+"""``sag-bench fad --embedder NAME REF_DIR EVAL_DIR``: Frechet Audio Distance between two folders of audio."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+DEFAULT_CACHE = Path(".sag-bench-cache")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("fad", help="FAD between two folders (fadtk embedders or offline ones)",
+                                   description="Frechet Audio Distance between the audio files of two folders.")
+    parser.add_argument("ref_dir", type=Path, metavar="REF_DIR", help="reference audio folder")
+    parser.add_argument("eval_dir", type=Path, metavar="EVAL_DIR", help="evaluated audio folder")
+    parser.add_argument("--embedder", required=True,
+                        help="dsp-spectral, crepe-tiny, or a fadtk model (vggish, MERT-v1-95M-7, clap-laion-music...)")
+    parser.add_argument("--inf", action="store_true", help="also compute FAD-inf (seeded)")
+    parser.add_argument("--per-clip", action="store_true", help="also the FAD of each evaluated clip")
+    parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                        help="95%% CI from N bootstrap resamples of the evaluated clips (default: none)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
+                        help="embedding cache folder, keyed by file content (default: %(default)s)")
+    parser.add_argument("--download", action="store_true",
+                        help="let fadtk's loaders download missing weights (needs network)")
+    parser.add_argument("--json", action="store_true", help="print the full result as JSON")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sag_bench.cli import UserError
+    from sag_bench.evaluation.embedders import load_embedder
+    from sag_bench.evaluation.fad import audio_files, score
+
+    if args.bootstrap < 0:
+        raise UserError(f"--bootstrap must be >= 0, not {args.bootstrap}")
+    ref, evaluated = audio_files(args.ref_dir), audio_files(args.eval_dir)
+    embedder = load_embedder(args.embedder, device=args.device, allow_download=args.download)
+    try:
+        result = score(ref, evaluated, embedder, args.cache, inf=args.inf, per_clip=args.per_clip,
+                       bootstrap=args.bootstrap, seed=args.seed, batch_size=args.batch_size, device=args.device)
+    except ValueError as error:
+        raise UserError(f"{args.eval_dir}: {error}") from None
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+        return 0
+    line = f"FAD[{result.embedder}] = {result.score:.6f}"
+    if result.ci_low is not None:
+        line += f"  95% CI [{result.ci_low:.6f}, {result.ci_high:.6f}] ({result.bootstrap} resamples)"
+    if result.fad_inf is not None:
+        line += f"  FAD-inf = {result.fad_inf:.6f} (R^2 {result.fad_inf_r2:.3f})"
+    print(line)
+    print(f"frames: reference {result.n_ref_frames} ({result.n_ref_clips} clips), evaluated {result.n_eval_frames} "
+          f"({result.n_eval_clips} clips), {result.dim} dims")
+    for clip, value in sorted(result.per_clip.items()):
+        print(f"  {clip}\t{value:.6f}")
+    if result.warning:
+        print(f"warning: {result.warning}")
+    return 0
