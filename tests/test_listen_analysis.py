@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from sag_bench.listening_test import statistics
-from sag_bench.listening_test.analysis import PAPER_TABLE3, ScreeningRules, analyze_ratings
+from sag_bench.listening_test.analysis import PAPER_TABLE3, ScreeningRules, analyze_ratings, rater_z_scores
 
 # Rating distributions over the scores 1..5 with known expectations (the "true" MOS of each system).
 TRUE_DISTRIBUTIONS = {
@@ -89,6 +89,8 @@ def test_planted_true_means_are_recovered_within_both_intervals_and_careless_rat
         assert row["ci_t_low"] < true_mean(system) < row["ci_t_high"], system
         assert row["ci_boot_low"] < true_mean(system) < row["ci_boot_high"], system
         assert row["paper_mos"] == PAPER_TABLE3[system][1]
+    assert table["mos_z"]["groundtruth"] > table["mos_z"]["fastsag"] > table["mos_z"]["randsong"]
+    assert report.raters["unplayed"].sum() == 0
     pairs = report.pairwise.set_index(["a", "b"])
     assert pairs["significant"].all() and (pairs["pairs"] == 300).all()
     assert pairs.loc[("groundtruth", "randsong"), "mean_diff"] == pytest.approx(
@@ -119,3 +121,12 @@ def test_naive_interval_is_narrower_than_the_rater_aware_ones_when_raters_disagr
     row = analyze_ratings(ratings, ScreeningRules(min_variance=0.0), n_bootstrap=500).mos.iloc[1]
     assert (row["ci_naive_high"] - row["ci_naive_low"]) < (row["ci_t_high"] - row["ci_t_low"])
     assert (row["ci_naive_high"] - row["ci_naive_low"]) < (row["ci_boot_high"] - row["ci_boot_low"])
+
+
+def test_per_rater_z_scores_remove_a_raters_offset():
+    tests = pd.DataFrame({"rater_id": ["a"] * 3 + ["b"] * 3, "score": [1, 2, 3, 3, 4, 5]})
+    z = rater_z_scores(tests).to_numpy()
+    np.testing.assert_allclose(z[:3], z[3:])
+    np.testing.assert_allclose(z[:3], [-np.sqrt(1.5), 0.0, np.sqrt(1.5)])
+    constant = pd.DataFrame({"rater_id": ["c"] * 2, "score": [3, 3]})
+    assert rater_z_scores(constant).tolist() == [0.0, 0.0]

@@ -45,7 +45,10 @@ class ScreeningRules:
 
 def screen_raters(ratings: pd.DataFrame, rules: ScreeningRules,
                   headphone: dict[str, tuple[int, int]] | None = None) -> pd.DataFrame:
-    """One row per rater: counts, gold failures, variance, correlation with the others, headphone check, verdict."""
+    """One row per rater: counts, gold failures, variance, correlation with the others, headphone check, verdict.
+
+    ``unplayed`` counts answers the form reported as given without a full play (only possible outside the form).
+    """
     tests = ratings[ratings["kind"] == "test"]
     gold = ratings[ratings["kind"] != "test"]
     item_sum = tests.groupby("item_id")["score"].sum()
@@ -71,7 +74,8 @@ def screen_raters(ratings: pd.DataFrame, rules: ScreeningRules,
         if not np.isnan(variance) and variance < rules.min_variance:
             reasons.append(f"variance {variance:.2f} < {rules.min_variance}")
         hp = (headphone or {}).get(rater)
-        rows.append({"rater_id": rater, "ratings": len(own), "test_ratings": len(own_tests),
+        unplayed = int((own["plays"] == 0).sum()) if "plays" in own else 0
+        rows.append({"rater_id": rater, "ratings": len(own), "test_ratings": len(own_tests), "unplayed": unplayed,
                      "gold_items": len(own_gold), "gold_failures": failed, "variance": variance,
                      "correlation": correlation,
                      "low_correlation": bool(not np.isnan(correlation) and correlation < rules.min_correlation),
@@ -85,13 +89,22 @@ def _system_order(systems: list[str]) -> list[str]:
     return paper + sorted(name for name in systems if name not in PAPER_TABLE3)
 
 
+def rater_z_scores(tests: pd.DataFrame) -> pd.Series:
+    """Each rating standardised within its rater (0 for a rater whose ratings do not vary)."""
+    grouped = tests.groupby("rater_id")["score"]
+    spread = grouped.transform("std", ddof=0).replace(0.0, np.nan)
+    return ((tests["score"] - grouped.transform("mean")) / spread).fillna(0.0)
+
+
 def mos_table(tests: pd.DataFrame, n_bootstrap: int, seed: int) -> pd.DataFrame:
-    """MOS per system: SD, counts, naive per-rating t CI, t CI over rater means, rater x clip bootstrap CI."""
+    """MOS per system: SD, counts, naive per-rating t CI, t CI over rater means, rater x clip bootstrap CI, and
+    ``mos_z``, the mean per-rater z-score (removes each rater's own offset and range)."""
     systems = _system_order(sorted(tests["system"].unique()))
     codes = {name: index for index, name in enumerate(systems)}
     boot = statistics.two_way_bootstrap(tests["score"].to_numpy(np.float64), tests["system"].map(codes).to_numpy(),
                                         pd.factorize(tests["rater_id"])[0], pd.factorize(tests["clip"])[0],
                                         len(systems), n_bootstrap, seed)
+    z_scores = rater_z_scores(tests)
     rows = []
     for name in systems:
         own = tests[tests["system"] == name]
@@ -99,6 +112,7 @@ def mos_table(tests: pd.DataFrame, n_bootstrap: int, seed: int) -> pd.DataFrame:
         _, t_low, t_high = statistics.t_interval(own.groupby("rater_id")["score"].mean().to_numpy())
         label, paper = PAPER_TABLE3.get(name, ("", float("nan")))
         rows.append({"system": name, "paper_name": label, "paper_mos": paper, "mos": mean,
+                     "mos_z": float(z_scores[own.index].mean()),
                      "sd": float(own["score"].std(ddof=1)) if len(own) > 1 else float("nan"),
                      "ratings": len(own), "raters": own["rater_id"].nunique(), "clips": own["clip"].nunique(),
                      "ci_t_low": t_low, "ci_t_high": t_high, "ci_boot_low": boot[codes[name], 0],
