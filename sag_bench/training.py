@@ -190,6 +190,7 @@ class TrainResult:
     loss_png: Path
     step: int
     last_losses: dict[str, float]
+    main_process: bool = True
 
 
 def make_accelerator(settings: LoopSettings) -> Any:
@@ -273,7 +274,8 @@ def train_loop(model: torch.nn.Module, dataset: Sequence[Any], loss_fn: LossFn, 
             save(step + 1)
     if start >= settings.steps:
         log.write()
-    return TrainResult(checkpoint_path, log.csv_path, log.png_path, max(start, settings.steps), last)
+    return TrainResult(checkpoint_path, log.csv_path, log.png_path, max(start, settings.steps), last,
+                       accelerator.is_main_process)
 
 
 def _parameter_groups(model: torch.nn.Module, clip_groups: Sequence[Iterable[str]] | None) -> list[list[torch.nn.Parameter]]:

@@ -90,16 +90,18 @@ def training_loss(net: Denoiser, target: torch.Tensor, mu: torch.Tensor, mask: t
 
 @torch.no_grad()
 def sample(net: Denoiser, mu: torch.Tensor, mask: torch.Tensor, steps: int = DEFAULT_STEPS, sampler: str = "euler",
-           generator: torch.Generator | None = None) -> torch.Tensor:
+           generator: torch.Generator | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
     """Solve the probability-flow ODE from ``x = sigma_max z`` to sigma 0 on the Karras schedule.
 
     ``euler``: first order, ``steps`` network calls. ``heun``: EDM's second-order correction on every step except
-    the last (to sigma 0), ``2 steps - 1`` network calls. Deterministic given ``generator``.
+    the last (to sigma 0), ``2 steps - 1`` network calls. Deterministic given ``generator``, or given ``noise``
+    (the standard normal starting point, shaped like ``mu``), which takes precedence.
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, not {sampler!r}")
     sigmas = karras_sigmas(steps, device=mu.device).to(mu.dtype)
-    noise = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
+    if noise is None:
+        noise = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
     x = noise * sigmas[0] * mask
     ones = torch.ones(mu.shape[0], device=mu.device, dtype=mu.dtype)
     for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:]):

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import resources
 from typing import Any
 
-from sag_bench.audio import MEL_FRAMES_PER_CLIP, N_MELS
+from sag_bench.audio import CLIP_SAMPLES, MEL_FRAMES_PER_CLIP, N_MELS, mel_frames
 from sag_bench.cli import UserError
 
 # FastSAG section 4.1: 10 s clips; 937 mel frames zero-padded to 1024 for the U-Net (reference facts).
@@ -97,8 +97,18 @@ class ModelConfig:
     unet_heads: int = 4
     unet_head_dim: int = 32
     n_mels: int = N_MELS
+    window_samples: int = CLIP_SAMPLES  # the model's fixed window; longer inputs are windowed, shorter ones padded
     mel_frames: int = MEL_FRAMES_PER_CLIP
     padded_frames: int = PADDED_FRAMES
+
+    def __post_init__(self) -> None:
+        if self.mel_frames != mel_frames(self.window_samples):
+            raise UserError(f"FastSAG model: mel_frames {self.mel_frames} != {mel_frames(self.window_samples)} "
+                            f"frames of a {self.window_samples}-sample window")
+        factor = 2 ** (len(self.unet_mults) - 1)
+        if self.padded_frames < self.mel_frames or self.padded_frames % factor:
+            raise UserError(f"FastSAG model: padded_frames {self.padded_frames} must be >= mel_frames and a "
+                            f"multiple of {factor}")
 
 
 @dataclass(frozen=True)
@@ -114,7 +124,6 @@ class TrainConfig:
     vocal_noise_std: float = VOCAL_NOISE_STD
     extra_noise_prob: float = EXTRA_NOISE_PROB
     extra_noise_max: float = EXTRA_NOISE_MAX
-    diffusion_segment_frames: int | None = None  # None: the denoiser trains on the whole padded clip
     cache_audio: bool = False
     mixed_precision: str = "no"
 
@@ -126,6 +135,7 @@ class InferenceConfig:
     steps: int = 50
     sampler: str = "euler"
     batch_size: int = 4
+    window_overlap_seconds: float = 1.0  # crossfade between consecutive windows of longer inputs
 
 
 @dataclass(frozen=True)

@@ -116,12 +116,11 @@ class FastSAGModel(nn.Module):
         """Zero-pad ``[B, n_mels, frames]`` to the padded length."""
         return nn.functional.pad(mel, (0, self.padded_frames - mel.shape[-1]))
 
-    def losses(self, vocal_semantic: torch.Tensor | None, vocal_mel: torch.Tensor | None,
-               target_semantic: torch.Tensor | None, target_mel: torch.Tensor,
-               segment_frames: int | None = None) -> dict[str, torch.Tensor]:
-        """Semantic (eq. 9), prior (eq. 10, as a unit-variance Gaussian NLL) and diffusion (eq. 11, EDM-weighted)
-        losses, unweighted. ``target_mel`` ``[B, n_mels, frames]`` is in the model's mel scale. With
-        ``segment_frames`` the denoiser sees one random segment per item (Grad-TTS), the prior the whole clip.
+    def forward(self, vocal_semantic: torch.Tensor | None, vocal_mel: torch.Tensor | None,
+               target_semantic: torch.Tensor | None, target_mel: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Training forward pass: semantic (eq. 9), prior (eq. 10, as a unit-variance Gaussian NLL) and diffusion
+        (eq. 11, EDM-weighted) losses, unweighted. ``target_mel`` ``[B, n_mels, frames]`` is in the model's mel
+        scale; ``target_semantic`` ``[B, L1, dim]`` is required when the variant has a semantic projection.
         """
         predicted, mu, mask = self.condition(vocal_semantic, vocal_mel)
         target = self.pad(target_mel) * mask
@@ -130,31 +129,15 @@ class FastSAGModel(nn.Module):
             out["semantic"] = nn.functional.mse_loss(predicted, target_semantic)
         valid = mask.sum() * target.shape[1]
         out["prior"] = (0.5 * ((target - mu) ** 2 * mask)).sum() / valid + HALF_LOG_TWO_PI
-        if segment_frames is not None and segment_frames < self.padded_frames:
-            target, mu, mask = _random_segments(segment_frames, self.mel_frames, target, mu, mask)
         out["diffusion"] = edm.training_loss(self.denoiser, target, mu, mask)
         return out
 
     @torch.no_grad()
-    def generate(self, vocal_semantic: torch.Tensor | None, vocal_mel: torch.Tensor | None, steps: int,
-                 sampler: str, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Accompaniment mel ``[B, n_mels, frames]`` in the model's mel scale (sampler stage only)."""
-        _, mu, mask = self.condition(vocal_semantic, vocal_mel)
-        return self.sample(mu, mask, steps, sampler, generator)
-
-    @torch.no_grad()
     def sample(self, mu: torch.Tensor, mask: torch.Tensor, steps: int, sampler: str,
-               generator: torch.Generator | None = None) -> torch.Tensor:
-        """Run the EDM sampler from the prior and crop the padding: ``[B, n_mels, frames]``."""
-        return edm.sample(self.denoiser, mu, mask, steps, sampler, generator)[..., : self.mel_frames]
-
-
-def _random_segments(length: int, valid: int, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """The same random ``length``-frame window (inside the first ``valid`` frames) of each item of every tensor."""
-    batch = tensors[0].shape[0]
-    starts = torch.randint(0, max(1, valid - length + 1), (batch,), device=tensors[0].device)
-    index = starts[:, None] + torch.arange(length, device=tensors[0].device)[None]
-    return tuple(t.gather(-1, index[:, None].expand(-1, t.shape[1], -1)) for t in tensors)
+               noise: torch.Tensor) -> torch.Tensor:
+        """Run the EDM sampler from the prior and standard-normal ``noise`` (both ``[B, n_mels, padded]``) and crop
+        the padding: accompaniment mel ``[B, n_mels, frames]`` in the model's mel scale."""
+        return edm.sample(self.denoiser, mu, mask, steps, sampler, noise=noise)[..., : self.mel_frames]
 
 
 def parameter_counts(model: FastSAGModel) -> dict[str, int]:
