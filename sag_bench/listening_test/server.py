@@ -50,11 +50,15 @@ KEEP_ALIVE_SECONDS = 75
 
 
 class SessionRequest(BaseModel):
+    """Body of POST /api/sessions: an optional crowd-platform participant id."""
+
     model_config = ConfigDict(extra="forbid")
     external_id: Annotated[str, Field(pattern=EXTERNAL_ID_PATTERN)] | None = None
 
 
 class RatingRequest(BaseModel):
+    """Body of POST .../ratings: one answer (integer score 1-5; nothing else accepted)."""
+
     model_config = ConfigDict(extra="forbid")
     item_id: Annotated[str, Field(pattern=ID_PATTERN)]
     score: Annotated[StrictInt, Field(ge=1, le=5)]
@@ -64,6 +68,8 @@ class RatingRequest(BaseModel):
 
 
 class HeadphoneRequest(BaseModel):
+    """Body of POST .../headphone: the chosen softest tone (1-3) per trial."""
+
     model_config = ConfigDict(extra="forbid")
     answers: list[Annotated[StrictInt, Field(ge=1, le=3)]]
 

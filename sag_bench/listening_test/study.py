@@ -90,22 +90,27 @@ class Study:
 
     @property
     def systems(self) -> list[str]:
+        """Systems in the study, in study order."""
         return list(self.spec["systems"])
 
     @property
     def clips(self) -> list[str]:
+        """Clip ids in the study."""
         return list(self.spec["clips"])
 
     @property
     def per_rater(self) -> int:
+        """Clips each rater hears (each with every system)."""
         return int(self.spec["per_rater"])
 
     @property
     def seed(self) -> int:
+        """Seed of clip choice and orders."""
         return int(self.spec["seed"])
 
     @property
     def database(self) -> Path:
+        """Where the server keeps the ratings."""
         return self.root / DATABASE_FILE
 
     def __post_init__(self) -> None:
