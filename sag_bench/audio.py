@@ -142,7 +142,17 @@ def save_audio(path: str | Path, audio: np.ndarray | torch.Tensor, sample_rate: 
         raise AudioError(path, "refusing to write NaN or infinite samples")
     buffer = io.BytesIO()
     sf.write(buffer, samples, sample_rate, format="WAV", subtype="FLOAT")
-    return atomic_write_bytes(path, buffer.getvalue())
+    return atomic_write_bytes(path, _zero_peak_timestamp(buffer.getvalue()))
+
+
+def _zero_peak_timestamp(wav: bytes) -> bytes:
+    """libsndfile stamps float WAVs with the write time (PEAK chunk: id, size, version, timestamp); zero the
+    timestamp so that equal audio gives equal bytes and equal sha256."""
+    index = wav.find(b"PEAK", 12, 256)
+    if index < 0:
+        return wav
+    stamp = index + 12
+    return wav[:stamp] + bytes(4) + wav[stamp + 4:]
 
 
 def frame_rms_db(audio: np.ndarray, frame: int = RMS_FRAME, hop: int = RMS_HOP) -> np.ndarray:
