@@ -59,6 +59,8 @@ class SingSongConfig:
     preset: str
     semantic_backbone: str
     codec: str
+    semantic_options: dict[str, Any]
+    codec_options: dict[str, Any]
     semantic_vocab: int
     kmeans_iters: int
     kmeans_max_frames: int

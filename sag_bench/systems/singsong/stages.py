@@ -59,6 +59,10 @@ class StageLM(nn.Module):
         labels[:, : prefix_len - 1] = IGNORE_INDEX
         return F.cross_entropy(logits.transpose(1, 2).float(), labels, ignore_index=IGNORE_INDEX)
 
+    def forward(self, condition: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The training loss (:meth:`loss`), so that wrapped models (DDP) train through ``__call__``."""
+        return self.loss(condition, target)
+
     def generate(self, condition: torch.Tensor, generator: torch.Generator | None = None,
                  cache_kv: bool = True, temperature: float | None = None) -> torch.Tensor:
         """Target codes ``[B, Qt, F]`` sampled for condition codes ``[B, Qc, F]`` (same frame count ``F``)."""

@@ -1,0 +1,126 @@
+"""SingSong system end to end on tiny parts: windows, stages, timer, seeds; training writes a usable checkpoint."""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from sag_bench.cli import UserError
+from sag_bench.datasets.manifest import write_manifest
+from sag_bench.audio import save_audio
+from sag_bench.systems.singsong.checkpoint import SingSongBundle, build_stage, load_bundle
+from sag_bench.systems.singsong.config import STAGES, StageConfig, load_preset
+from sag_bench.systems.singsong.system import SingSongSystem
+from sag_bench.systems.singsong.tokenizer import fit_tokenizer
+from sag_bench.timing import StageTimer
+
+SR = 24_000
+SMALL = StageConfig(dim=16, depth=1, heads=2, temperature=1.0, batch_size=2, steps=3, checkpoint_every=2)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Token-by-token decoding of tiny models is fastest (and robust to a loaded CPU) on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _tone(seconds: float, freq: float, seed: int) -> torch.Tensor:
+    t = torch.arange(int(seconds * SR)) / SR
+    noise = torch.randn(t.shape, generator=torch.Generator().manual_seed(seed))
+    return 0.4 * torch.sin(2 * math.pi * freq * t) + 0.01 * noise
+
+
+def _tiny_config():
+    config = load_preset("tiny")
+    return replace(config, semantic_vocab=8, kmeans_max_frames=1000, window_seconds=0.2,
+                   codec_options={"codebook_size": 16, "kmeans_iters": 3, "griffin_lim_iters": 2},
+                   stages={s: SMALL for s in STAGES})
+
+
+@pytest.fixture(scope="module")
+def bundle() -> SingSongBundle:
+    config = _tiny_config()
+    torch.manual_seed(0)
+    tokenizer = fit_tokenizer(config, [_tone(1.0, 220, 0)], [_tone(1.0, 330, 1)], seed=0)
+    return SingSongBundle(config, tokenizer, {s: build_stage(config, tokenizer, s).eval() for s in STAGES})
+
+
+def test_generate_shapes_seeds_and_timer(bundle):
+    vocals = torch.stack([_tone(0.5, 440, 2), _tone(0.5, 262, 3)])  # 38 frames: windows of 15 at 0.2 s
+    system = SingSongSystem.from_bundle(bundle, stages="scf")
+    system.load("cpu")
+    system.timer = StageTimer()
+    out = system.generate(vocals, seed=7)
+    assert out.shape == vocals.shape and torch.isfinite(out).all() and out.abs().max() > 0
+    assert set(system.timer.seconds) == {"semantic", "semantic-stage", "coarse-stage", "fine-stage", "codec-decode"}
+    assert torch.equal(system.generate(vocals, seed=7), out)
+    assert not torch.equal(system.generate(vocals, seed=8), out)
+    sc = SingSongSystem.from_bundle(bundle, stages="sc")
+    sc.load("cpu")
+    sc.timer = StageTimer()
+    assert sc.generate(vocals, seed=7).shape == vocals.shape
+    assert "fine-stage" not in sc.timer.seconds
+
+
+def test_uncached_decoding_generates_the_same_audio(bundle):
+    vocals = _tone(0.3, 440, 4)[None]
+    cached = SingSongSystem.from_bundle(bundle, stages="sc", cache_kv=True)
+    uncached = SingSongSystem.from_bundle(bundle, stages="sc", cache_kv=False)
+    for system in (cached, uncached):
+        system.load("cpu")
+    torch.testing.assert_close(cached.generate(vocals, seed=1), uncached.generate(vocals, seed=1))
+
+
+def test_bad_options_and_missing_checkpoint(tmp_path):
+    with pytest.raises(UserError, match="stages"):
+        SingSongSystem(stages="cf")
+    with pytest.raises(UserError, match="unknown singsong option"):
+        SingSongSystem(stages="sc", top_p=0.9)
+    with pytest.raises(UserError, match="checkpoint"):
+        SingSongSystem(stages="sc").load("cpu")
+    with pytest.raises(UserError, match="config.json"):
+        SingSongSystem(checkpoint=tmp_path, stages="sc").load("cpu")
+
+
+def _write_dataset(root, clips: int, seconds: float):
+    entries = []
+    for i in range(clips):
+        vocals, acc = _tone(seconds, 300 + 40 * i, i), _tone(seconds, 110 + 20 * i, 100 + i)
+        save_audio(root / "clips" / f"c{i}.vocals.wav", vocals.numpy())
+        save_audio(root / "clips" / f"c{i}.acc.wav", acc.numpy())
+        entries.append({"id": f"c{i}", "song": f"s{i}", "split": "train", "vocals": f"clips/c{i}.vocals.wav",
+                        "accompaniment": f"clips/c{i}.acc.wav"})
+    write_manifest(root, "synthetic", entries, options={})
+
+
+def test_train_three_stages_then_generate(tmp_path, monkeypatch):
+    from sag_bench.systems.singsong import train as train_module
+
+    monkeypatch.setattr(train_module, "load_preset", lambda name: _tiny_config())
+    data, ckpt = tmp_path / "data", tmp_path / "ckpt"
+    _write_dataset(data, clips=2, seconds=1.0)
+    for stage in STAGES:
+        assert train_module.train(data, ckpt, "tiny", stage, steps=3, seed=0, device="cpu") == ckpt
+        with open(ckpt / "runs" / stage / "losses.csv") as handle:
+            rows = list(csv.DictReader(handle))
+        assert [int(r["step"]) for r in rows] == [0, 1, 2] and all(np.isfinite(float(r["loss"])) for r in rows)
+    with pytest.raises(UserError, match="--resume"):
+        train_module.train(data, ckpt, "tiny", "fine", steps=3, seed=0, device="cpu")
+    with pytest.raises(UserError, match="preset"):
+        train_module.train(data, ckpt, "paper", "fine", steps=3, seed=0, device="cpu")
+    loaded = load_bundle(ckpt, STAGES)
+    trained = torch.load(ckpt / "runs" / "fine" / "checkpoint.pt", weights_only=False)["model"]
+    for name, value in loaded.models["fine"].state_dict().items():
+        torch.testing.assert_close(value, trained[name].float(), atol=1e-2, rtol=1e-3)  # float16 export
+    system = SingSongSystem(checkpoint=ckpt, stages="scf")
+    system.load("cpu")
+    vocals = _tone(0.5, 392, 9)[None]
+    assert system.generate(vocals, seed=0).shape == vocals.shape
