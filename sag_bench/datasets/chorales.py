@@ -21,11 +21,11 @@ from typing import Any, Iterable
 import numpy as np
 from tqdm import tqdm
 
-from sag_bench.audio import CLIP_SAMPLES, RMS_THRESHOLD_DB, SAMPLE_RATE
+from sag_bench.audio import CLIP_SAMPLES, RMS_THRESHOLD_DB, SAMPLE_RATE, clip_offsets
 from sag_bench.datasets import clips
 from sag_bench.datasets.clips import CLIPS_DIR, Window, dataset_config, select_windows, write_clip
 from sag_bench.datasets.manifest import DatasetError, write_manifest
-from sag_bench.datasets.render import Line, Note, Vibrato, render_lines
+from sag_bench.datasets.render import Line, Note, Vibrato, render_lines, rendered_length
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +93,38 @@ def _voice_part(score: Any, voice: str) -> Any | None:
     return matches[0] if len(matches) == 1 else None
 
 
+def _merge_ties(part: Any) -> tuple[list[tuple[float, float, int]], list[float]]:
+    """Notes of ``part`` as ``(offset, duration, pitch)`` with tied notes merged, and the end offsets of notes
+    marked with a fermata. (Cheaper than music21's ``stripTies``, which deep-copies the part.)"""
+    from music21 import expressions
+
+    notes: list[tuple[float, float, int]] = []
+    fermata_notes: set[int] = set()
+    open_ties: dict[int, int] = {}
+    for element in part.flatten().notes:
+        if element.quarterLength <= 0:
+            continue
+        offset, end = float(element.offset), float(element.offset + element.quarterLength)
+        tie = element.tie.type if element.tie is not None else None
+        for pitch in (p.midi for p in element.pitches):
+            if tie in ("continue", "stop") and pitch in open_ties:
+                index = open_ties[pitch]
+                notes[index] = (notes[index][0], end - notes[index][0], pitch)
+            else:
+                index = len(notes)
+                notes.append((offset, end - offset, pitch))
+            if tie in ("start", "continue"):
+                open_ties[pitch] = index
+            else:
+                open_ties.pop(pitch, None)
+            if any(isinstance(e, expressions.Fermata) for e in element.expressions):
+                fermata_notes.add(index)
+    return notes, sorted(notes[i][0] + notes[i][1] for i in fermata_notes)
+
+
 def read_chorale(song: Song) -> Chorale:
     """Parse the first score of ``song`` that has Soprano, Alto, Tenor and Bass parts."""
-    from music21 import converter, expressions
+    from music21 import converter
 
     for path in song.paths:
         score = converter.parse(path)
@@ -103,19 +132,13 @@ def read_chorale(song: Song) -> Chorale:
         if any(part is None for part in parts.values()):
             continue
         voices = {}
-        fermatas = []
         for voice, part in parts.items():
-            notes = []
-            for element in part.stripTies().flatten().notes:
-                if element.quarterLength <= 0:
-                    continue
-                pitches = [p.midi for p in element.pitches]
-                notes.extend((float(element.offset), float(element.quarterLength), pitch) for pitch in pitches)
-                if voice == "soprano" and any(isinstance(e, expressions.Fermata) for e in element.expressions):
-                    fermatas.append(float(element.offset + element.quarterLength))
+            notes, fermatas = _merge_ties(part)
             voices[voice] = tuple(notes)
+            if voice == "soprano":
+                fermata_ends = tuple(fermatas)
         if all(voices.values()):
-            return Chorale(song.id, path.name, voices, tuple(sorted(fermatas)))
+            return Chorale(song.id, path.name, voices, fermata_ends)
     raise DatasetError(f"{song.paths[0]}: no score of {song.id} has Soprano, Alto, Tenor and Bass parts")
 
 
@@ -166,9 +189,13 @@ def render_chorale(chorale: Chorale, split: str, transposition: int, seed: int, 
     vibrato = Vibrato(rate_hz=_uniform(rng, settings["vibrato_rate_hz"]),
                       depth_semitones=_uniform(rng, settings["vibrato_depth_semitones"]),
                       expression_depth=settings["expression_depth"])
-    vocals = render_lines([soprano], vibrato)
-    accompaniment = render_lines(lower)
-    length = max(len(vocals), len(accompaniment))
+    total = max(rendered_length([soprano]), rendered_length(lower))
+    starts = clip_offsets(total)
+    if 0 < clips_per_render < len(starts):
+        starts = sorted(starts[i] for i in rng.choice(len(starts), clips_per_render, replace=False))
+    length = starts[-1] + CLIP_SAMPLES if starts else total  # render only as far as the last window kept
+    vocals = render_lines([soprano], vibrato, length=length)
+    accompaniment = render_lines(lower, length=length)
     vocals = np.pad(vocals, (0, length - len(vocals)))
     accompaniment = np.pad(accompaniment, (0, length - len(accompaniment)))
 
@@ -180,11 +207,9 @@ def render_chorale(chorale: Chorale, split: str, transposition: int, seed: int, 
     scale = settings["mix_peak"] / max(float(np.abs(vocals + accompaniment).max()), 1e-9)
     vocals = (vocals * scale).astype(np.float32)
     accompaniment = (accompaniment * scale).astype(np.float32)
-
-    windows = select_windows(vocals, accompaniment, "fastsag", RMS_THRESHOLD_DB)
-    if 0 < clips_per_render < len(windows):
-        keep = np.sort(rng.choice(len(windows), clips_per_render, replace=False))
-        windows = [windows[i] for i in keep]
+    chosen = set(starts)
+    windows = [window for window in select_windows(vocals, accompaniment, "fastsag", RMS_THRESHOLD_DB)
+               if window.start in chosen]
     extra = {"source": chorale.source, "transposition": transposition, "tempo_bpm": round(bpm, 2),
              "programs": programs, "style": style_name, "vocals_variant": "bleed" if bleed_db is not None else "clean",
              "bleed_db": None if bleed_db is None else round(bleed_db, 2),

@@ -61,14 +61,18 @@ def select_windows(vocals: np.ndarray, accompaniment: np.ndarray, protocol: str,
 def write_clip(root: Path, clip_id: str, song: str, split: str, window: Window, vocals: np.ndarray,
                accompaniment: np.ndarray, sample_rate: int = SAMPLE_RATE,
                clip_samples: int = CLIP_SAMPLES, **extra: Any) -> dict[str, Any]:
-    """Write the window of both stems under ``root/clips/`` and return its manifest record."""
+    """Write the window of both stems under ``root/clips/`` and return its manifest record.
+
+    The record's levels are those of the written stems (which may differ from the window's when the vocals
+    written are not the ones the window was selected on, e.g. separated instead of isolated).
+    """
     paths = {"vocals": f"{CLIPS_DIR}/{clip_id}.vocals.wav", "accompaniment": f"{CLIPS_DIR}/{clip_id}.acc.wav"}
     end = window.start + clip_samples
-    save_audio(root / paths["vocals"], vocals[window.start:end], sample_rate)
-    save_audio(root / paths["accompaniment"], accompaniment[window.start:end], sample_rate)
-    return {"id": clip_id, "song": song, "split": split, "offset_seconds": window.start / sample_rate,
-            **paths, "vocals_rms_db": round(window.vocals_rms_db, 3),
-            "accompaniment_rms_db": round(window.accompaniment_rms_db, 3),
+    stems = {"vocals": vocals[window.start:end], "accompaniment": accompaniment[window.start:end]}
+    for role, audio in stems.items():
+        save_audio(root / paths[role], audio, sample_rate)
+    return {"id": clip_id, "song": song, "split": split, "offset_seconds": window.start / sample_rate, **paths,
+            **{f"{role}_rms_db": round(peak_rms_db(audio), 3) for role, audio in stems.items()},
             "sha256": {role: sha256_file(root / path) for role, path in paths.items()}, **extra}
 
 

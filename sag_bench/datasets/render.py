@@ -7,6 +7,7 @@ does not: a delayed periodic pitch bend and a swell of expression over each note
 from __future__ import annotations
 
 import importlib.util
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -85,17 +86,27 @@ def _modulation(vibrato: Vibrato, note: Note | None, seconds: float) -> tuple[in
     if note is None:
         return PITCH_BEND_CENTRE, 127
     elapsed = seconds - note.start
-    ramp = float(np.clip((elapsed - vibrato.delay) / vibrato.ramp, 0.0, 1.0))
-    semitones = ramp * vibrato.depth_semitones * np.sin(2.0 * np.pi * vibrato.rate_hz * elapsed)
+    ramp = min(max((elapsed - vibrato.delay) / vibrato.ramp, 0.0), 1.0)
+    semitones = ramp * vibrato.depth_semitones * math.sin(2.0 * math.pi * vibrato.rate_hz * elapsed)
     bend = PITCH_BEND_CENTRE + round(semitones / PITCH_BEND_RANGE * (PITCH_BEND_CENTRE - 1))
-    progress = float(np.clip(elapsed / max(note.end - note.start, 1e-3), 0.0, 1.0))
-    swell = 1.0 - vibrato.expression_depth * (1.0 - np.sin(np.pi * progress))
+    progress = min(max(elapsed / max(note.end - note.start, 1e-3), 0.0), 1.0)
+    swell = 1.0 - vibrato.expression_depth * (1.0 - math.sin(math.pi * progress))
     return bend, round(127 * swell)
 
 
-def render_lines(lines: Sequence[Line], vibrato: Vibrato | None = None,
-                 sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Render ``lines`` (one channel each, at most 16) to mono float32 audio, ending one release after the last note."""
+def rendered_length(lines: Sequence[Line], sample_rate: int = SAMPLE_RATE) -> int:
+    """Samples :func:`render_lines` produces for ``lines``: up to the last note-off plus one release."""
+    events = _events(lines, sample_rate)
+    return (events[-1][0] if events else 0) + round(RELEASE_SECONDS * sample_rate)
+
+
+def render_lines(lines: Sequence[Line], vibrato: Vibrato | None = None, sample_rate: int = SAMPLE_RATE,
+                 length: int | None = None) -> np.ndarray:
+    """Render ``lines`` (one channel each, at most 16) to mono float32 audio.
+
+    The audio ends one release after the last note-off, or after ``length`` samples when that is shorter
+    (rendering stops there, so a prefix costs only its own duration).
+    """
     import tinysoundfont
 
     if len(lines) > 16:
@@ -105,7 +116,10 @@ def render_lines(lines: Sequence[Line], vibrato: Vibrato | None = None,
     for channel, line in enumerate(lines):
         synth.program_select(channel, font, 0, line.program)
     events = _events(lines, sample_rate)
-    total = (events[-1][0] if events else 0) + round(RELEASE_SECONDS * sample_rate)
+    total = rendered_length(lines, sample_rate)
+    if length is not None:
+        total = min(total, length)
+        events = [event for event in events if event[0] < total]
     hop = round(CONTROL_SECONDS * sample_rate)
     controls = set(range(0, total, hop)) if vibrato is not None else set()
     sounding: dict[int, Note] = {}
