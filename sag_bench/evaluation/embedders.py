@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -120,7 +120,8 @@ class DSPSpectralModel(BatchEmbedder):
         return _embed_grouped_by_length(audios, lambda batch: self.features(batch.to(self.device)))
 
 
-def _embed_grouped_by_length(audios: list[np.ndarray], fn: Any) -> list[torch.Tensor]:
+def _embed_grouped_by_length(audios: list[np.ndarray],
+                             fn: Callable[[torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
     """Run ``fn`` on stacks of equal-length clips (so padding never changes a result); keep input order."""
     results: list[torch.Tensor | None] = [None] * len(audios)
     groups: dict[int, list[int]] = {}
