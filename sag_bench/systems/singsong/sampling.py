@@ -9,6 +9,7 @@ import math
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 
 class IncrementalDecoder:
@@ -51,15 +52,16 @@ def sample_in_range(logits: torch.Tensor, lo: int, hi: int, temperature: float, 
 @torch.inference_mode()
 def sample_tokens(net: nn.Module, prefix: torch.Tensor, ranges: torch.Tensor, temperature: float,
                   top_k_fraction: float, generator: torch.Generator | None = None,
-                  cache_kv: bool = True) -> torch.Tensor:
+                  cache_kv: bool = True, desc: str = "sampling") -> torch.Tensor:
     """Continue ``prefix`` ``[B, L]`` by ``len(ranges)`` tokens, position ``i`` restricted to ``ranges[i]``.
 
-    Returns only the new tokens ``[B, len(ranges)]``. Deterministic given ``generator``'s state.
+    Returns only the new tokens ``[B, len(ranges)]``. Deterministic given ``generator``'s state. A progress bar
+    (``desc``) shows on a terminal only.
     """
     decoder = IncrementalDecoder(net, cache_kv=cache_kv)
     seq = prefix
     bounds = ranges.tolist()
-    for lo, hi in bounds:
+    for lo, hi in tqdm(bounds, desc=desc, unit="token", leave=False, disable=None):
         token = sample_in_range(decoder.next_logits(seq), lo, hi, temperature, top_k_fraction, generator)
         seq = torch.cat([seq, token[:, None]], dim=1)
     return seq[:, prefix.shape[1]:]

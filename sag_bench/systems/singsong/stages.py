@@ -72,5 +72,6 @@ class StageLM(nn.Module):
         ranges = self.layout.target_ranges(frames)
         temp = self.config.temperature if temperature is None else temperature
         tokens = sample_tokens(self.net, self.layout.condition_tokens(condition), ranges, temp,
-                               self.config.top_k_fraction, generator=generator, cache_kv=cache_kv)
+                               self.config.top_k_fraction, generator=generator, cache_kv=cache_kv,
+                               desc=f"{self.layout.target.name} stage")
         return self.layout.target_codes(tokens)
