@@ -1,0 +1,134 @@
+"""MUSDB18 clips from a synthetic MUSDB18-HQ tree: clip counts under both protocols against a hand computation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from sag_bench.audio import CLIP_SAMPLES, load_audio
+from sag_bench.cli import main
+from sag_bench.datasets import musdb18
+from sag_bench.datasets.manifest import ClipDataset, DatasetError
+from tests.separator_helpers import small_separator
+
+RATE = 44_100
+LOUD = 0.3  # sine amplitude: peak frame RMS 20 log10(0.3 / sqrt 2) = -13.5 dB, passes -25 dB
+NEAR = 0.09  # -23.9 dB: passes
+QUIET = 0.06  # -27.4 dB: fails
+
+# (seconds, vocal amplitude per 10 s window, accompaniment amplitude per 10 s window); the last value holds
+# for the rest of the track.
+TRACKS = {
+    "A - Gaps": (30.0, [LOUD, 0.0, LOUD], [LOUD, LOUD, 0.02]),
+    "B - Near threshold": (20.5, [NEAR], [LOUD]),
+    "C - Too short": (9.0, [LOUD], [LOUD]),
+    "D - Quiet singer": (25.0, [QUIET], [LOUD]),
+}
+# Hand computation. Windows: A 3 (30 s), B 2 (20.5 s), C 0 (< 10 s), D 2 (25 s).
+# singsong (vocals over -25 dB): A windows 0 and 2, B both, D none           -> 4 clips
+# fastsag (vocals and accompaniment): A window 0 only (1: silent vocals, 2: accompaniment -37 dB), B both -> 3
+EXPECTED = {"singsong": {"A - Gaps": [0.0, 20.0], "B - Near threshold": [0.0, 10.0]},
+            "fastsag": {"A - Gaps": [0.0], "B - Near threshold": [0.0, 10.0]}}
+
+
+def _stem(seconds: float, amplitudes: list[float], frequency: float) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    window = np.minimum((t // 10).astype(int), len(amplitudes) - 1)
+    mono = np.asarray(amplitudes)[window] * np.sin(2 * np.pi * frequency * t)
+    return np.stack([mono, mono], axis=1).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def musdb_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("musdb18hq")
+    for name, (seconds, vocal_levels, accompaniment_levels) in TRACKS.items():
+        folder = root / "test" / name
+        folder.mkdir(parents=True)
+        stems = {"vocals": _stem(seconds, vocal_levels, 440.0), "other": _stem(seconds, accompaniment_levels, 110.0),
+                 "drums": np.zeros((int(seconds * RATE), 2), np.float32),
+                 "bass": np.zeros((int(seconds * RATE), 2), np.float32)}
+        stems["mixture"] = stems["vocals"] + stems["other"]
+        for stem, audio in stems.items():
+            sf.write(folder / f"{stem}.wav", audio, RATE, subtype="FLOAT")
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(musdb_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, ClipDataset]:
+    """The isolated-vocals build under each protocol, through the CLI."""
+    datasets = {}
+    for protocol in ("singsong", "fastsag"):
+        out = tmp_path_factory.mktemp(protocol)
+        assert main(["data", "build", "musdb18", "--root", str(musdb_root), "--protocol", protocol,
+                     "--out", str(out)]) == 0
+        datasets[protocol] = ClipDataset(out)
+    return datasets
+
+
+@pytest.mark.parametrize("protocol", ["singsong", "fastsag"])
+def test_clip_counts_match_the_hand_computation(built: dict[str, ClipDataset], protocol: str) -> None:
+    dataset = built[protocol]
+    offsets: dict[str, list[float]] = {}
+    for clip in dataset.manifest["clips"]:
+        offsets.setdefault(clip["song"], []).append(clip["offset_seconds"])
+    assert offsets == EXPECTED[protocol]
+    assert len(dataset.records()) == {"singsong": 4, "fastsag": 3}[protocol]
+    assert dataset.splits() == ["test"]
+    assert dataset.manifest["options"]["layout"] == "hq-wav"
+    assert dataset.manifest["options"]["paper_test_clips"] == {"singsong": 778, "fastsag": 348}[protocol]
+    assert {clip["vocals_variant"] for clip in dataset.manifest["clips"]} == {"isolated"}
+    assert dataset.verify() == []
+
+
+def test_clips_are_the_isolated_stems_at_24k(built: dict[str, ClipDataset], musdb_root: Path) -> None:
+    dataset = built["singsong"]
+    record = next(r for r in dataset.records() if r.song == "A - Gaps" and r.extra["offset_seconds"] == 20.0)
+    pair = dataset.load(record)
+    vocals = load_audio(musdb_root / "test" / "A - Gaps" / "vocals.wav")
+    assert len(pair.vocals) == len(pair.accompaniment) == CLIP_SAMPLES
+    np.testing.assert_allclose(pair.vocals, vocals[2 * CLIP_SAMPLES:3 * CLIP_SAMPLES], atol=1e-4)  # ffmpeg decode
+    assert record.extra["vocals_rms_db"] == pytest.approx(20 * np.log10(LOUD / np.sqrt(2)), abs=0.05)
+    assert record.extra["accompaniment_rms_db"] == pytest.approx(20 * np.log10(0.02 / np.sqrt(2)), abs=0.05)
+
+
+def test_separated_variant_keeps_the_clips_and_replaces_the_vocals(built: dict[str, ClipDataset], musdb_root: Path,
+                                                                   tmp_path: Path) -> None:
+    one_track = tmp_path / "root"
+    (one_track / "test").mkdir(parents=True)
+    (one_track / "test" / "B - Near threshold").symlink_to(musdb_root / "test" / "B - Near threshold")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        separated = ClipDataset(musdb18.build(tmp_path / "out", root=one_track, protocol="fastsag",
+                                              vocals="separated", separator=small_separator()).parent)
+    finally:
+        torch.set_num_threads(threads)
+    isolated = {clip["id"]: clip for clip in built["fastsag"].manifest["clips"]}
+    assert [clip["id"] for clip in separated.manifest["clips"]] == ["B_-_Near_threshold-000", "B_-_Near_threshold-001"]
+    for clip in separated.manifest["clips"]:
+        assert clip["vocals_variant"] == "separated"
+        assert clip["sha256"]["accompaniment"] == isolated[clip["id"]]["sha256"]["accompaniment"]
+        assert clip["sha256"]["vocals"] != isolated[clip["id"]]["sha256"]["vocals"]
+    assert separated.manifest["options"]["separator"]["model"] == "small-random-htdemucs"
+
+
+def test_missing_musdb_says_where_to_put_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("MUSDB_PATH", raising=False)
+    assert main(["data", "build", "musdb18", "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "MUSDB_PATH" in error and "--root" in error
+    monkeypatch.setenv("MUSDB_PATH", str(tmp_path))
+    with pytest.raises(DatasetError, match=r"no MUSDB18 tracks"):
+        musdb18.build(tmp_path / "out")
+
+
+def test_unknown_variant_and_protocol_are_refused(musdb_root: Path, tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="vocals variant"):
+        musdb18.build(tmp_path, root=musdb_root, vocals="karaoke")
+    with pytest.raises(DatasetError, match="unknown protocol"):
+        musdb18.build(tmp_path, root=musdb_root, protocol="loudest")
