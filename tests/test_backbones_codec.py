@@ -117,3 +117,11 @@ def test_rvq_state_round_trip_and_determinism(fitted_rvq):
     with pytest.raises(ValueError, match=r"expected \(8, 32, 100\)"):
         MelRVQCodec(n_codebooks=8, codebook_size=32).load_state_dict(fitted_rvq.state_dict())
     assert restored.describe()["fitted"] and not MelRVQCodec().describe()["fitted"]
+
+
+def test_encodec_loads_a_saved_checkpoint_through_the_real_loader(tiny_encodec, tmp_path):
+    tiny_encodec.model.save_pretrained(tmp_path)
+    loaded = EncodecCodec(weights=str(tmp_path))
+    audio = torch.randn(1, SR // 2) * 0.1
+    assert torch.equal(loaded.encode(audio), tiny_encodec.encode(audio))
+    assert loaded.describe()["weights"] == str(tmp_path)

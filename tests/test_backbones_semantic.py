@@ -110,3 +110,11 @@ def test_dsp_frames_are_local_in_time():
 def test_dsp_dim_bounds():
     with pytest.raises(ValueError, match="dim must be in"):
         DSPSemanticEncoder(dim=8)
+
+
+def test_mert_loads_a_saved_checkpoint_through_the_real_loader(tiny_mert, tmp_path):
+    tiny_mert.model.save_pretrained(tmp_path)
+    loaded = MertEncoder(weights=str(tmp_path), layer=2)
+    audio = torch.randn(1, SR) * 0.1
+    assert torch.allclose(loaded.encode(audio), tiny_mert.encode(audio), atol=1e-5)
+    assert loaded.describe()["weights"] == str(tmp_path)
