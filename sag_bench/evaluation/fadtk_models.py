@@ -9,10 +9,10 @@ absent and downloads are not allowed, :class:`WeightsMissingError` names what to
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from sag_bench.backbones.base import WeightsMissingError
 from sag_bench.evaluation.fadtk_compat import contained, import_fadtk
@@ -164,9 +164,8 @@ def build_fadtk_loader(name: str, device: str, allow_download: bool = False) -> 
         raise WeightsMissingError(problem)
     loader = spec.build()
     loader.device = torch.device(device)
-    offline: Callable[[], Any] = hub_offline if not allow_download else contained
     try:
-        with contained(), offline():
+        with contained(), (nullcontext() if allow_download else hub_offline()):
             loader.load_model()
     except (OSError, RuntimeError, ImportError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
