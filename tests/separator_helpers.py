@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 import torch
 
 from sag_bench.backbones.separator import DemucsSeparator
@@ -28,3 +31,13 @@ def small_htdemucs(seed: int = 0, output_gain: float = OUTPUT_GAIN) -> torch.nn.
 def small_separator(seed: int = 0) -> DemucsSeparator:
     """A :class:`DemucsSeparator` around :func:`small_htdemucs`."""
     return DemucsSeparator(model="small-random-htdemucs", model_obj=small_htdemucs(seed), seed=seed)
+
+
+def hide_pretrained_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the torch hub and Hugging Face caches at empty folders; returns the torch hub folder."""
+    import huggingface_hub.constants
+
+    hub = tmp_path / "torch_hub"
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(hub))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    return hub

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-import huggingface_hub.constants
 import numpy as np
 import pytest
 import torch
@@ -13,7 +12,7 @@ import torch
 from sag_bench.audio import peak_rms_db, resample
 from sag_bench.backbones.base import Separator, WeightsMissingError
 from sag_bench.backbones.separator import DemucsSeparator, check_weights
-from tests.separator_helpers import small_htdemucs, small_separator
+from tests.separator_helpers import hide_pretrained_weights, small_htdemucs, small_separator
 
 
 @pytest.fixture
@@ -28,10 +27,7 @@ def one_thread() -> None:
 @pytest.fixture
 def empty_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point the torch hub and Hugging Face caches at empty folders."""
-    hub = tmp_path / "torch_hub"
-    monkeypatch.setattr(torch.hub, "_hub_dir", str(hub))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
-    return hub
+    return hide_pretrained_weights(tmp_path, monkeypatch)
 
 
 def test_separate_returns_mono_24k_stems_of_the_input_duration(one_thread: None) -> None:

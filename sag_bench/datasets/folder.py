@@ -130,11 +130,11 @@ def build(out_dir: str | Path, src: str | Path, separator: Separator | None = No
     status_dir = root / SONGS_DIR
     todo = [(song, path) for position, (song, path) in enumerate(songs.items())
             if position % count == index and not _finished(status_dir / f"{song}.json", path)]
-    for song, path in tqdm(todo, desc=f"separating (shard {index}/{count})", unit="song"):
-        if separator is None:
-            from sag_bench.backbones.separator import DemucsSeparator
+    if todo and separator is None:
+        from sag_bench.backbones.separator import DemucsSeparator
 
-            separator = DemucsSeparator(model=model, device=device, seed=seed)
+        separator = DemucsSeparator(model=model, device=device, seed=seed)
+    for song, path in tqdm(todo, desc=f"separating (shard {index}/{count})", unit="song"):
         status: dict[str, Any] = {"song": song, "source": path.relative_to(src).as_posix()}
         try:
             status["clips"] = separate_song(root, path, song, separator, protocol)
