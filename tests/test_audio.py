@@ -178,3 +178,18 @@ def test_load_error_prints_one_line_without_traceback(tmp_path):
             "try:\n    load_audio(sys.argv[1])\nexcept Exception as e:\n    print(e)")
     out = subprocess.run([sys.executable, "-c", code, str(bad)], capture_output=True, text=True)
     assert out.stdout.strip().count("\n") == 0 and str(bad) in out.stdout and "Traceback" not in out.stderr
+
+
+def test_saved_wav_bytes_depend_on_the_audio_alone(tmp_path, monkeypatch):
+    """No wall-clock timestamp (libsndfile's PEAK chunk) may leak into a file: content hashes must be stable."""
+    import time as time_module
+
+    data = np.linspace(-0.5, 0.5, 480, dtype=np.float32)
+    first = audio.save_audio(tmp_path / "a.wav", data).read_bytes()
+    real_time = time_module.time
+    monkeypatch.setattr(time_module, "time", lambda: real_time() + 3600)
+    time_module.sleep(1.1)
+    second = audio.save_audio(tmp_path / "b.wav", data).read_bytes()
+    assert first == second
+    info = sf.info(tmp_path / "a.wav")
+    assert (info.samplerate, info.channels, info.frames, info.subtype) == (24_000, 1, 480, "FLOAT")
