@@ -13,6 +13,7 @@ from transformers import HubertConfig
 from sag_bench import registry
 from sag_bench.backbones.base import WeightsMissingError
 from sag_bench.cli import UserError
+from sag_bench.systems.fastsag.model import HALF_LOG_TWO_PI
 from sag_bench.systems.fastsag.system import FastSAGSystem
 from sag_bench.systems.fastsag.train import train
 from sag_bench.timing import StageTimer
@@ -107,3 +108,16 @@ def test_training_writes_resumable_checkpoint_losses_and_loadable_weights(tmp_pa
         train("fastsag-interpolate", data, tmp_path / "run", preset="tiny", steps=2)
     with pytest.raises(UserError, match="not tiny/fastsag"):
         train("fastsag", data, tmp_path / "run", preset="tiny", steps=2, resume=True)
+
+
+@pytest.mark.slow
+def test_tiny_training_lowers_each_loss(tmp_path):
+    data = synthetic_dataset(tmp_path / "data", clips=4)
+    result = train("fastsag", data, tmp_path / "run", preset="tiny", steps=80, seed=0, device="cpu")
+    with open(result.loss_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    floors = {"semantic": 0.0, "prior": HALF_LOG_TWO_PI, "diffusion": 0.0}  # the prior NLL's constant part
+    for name, floor in floors.items():
+        first = sum(float(r[name]) - floor for r in rows[:15]) / 15
+        last = sum(float(r[name]) - floor for r in rows[-15:]) / 15
+        assert last < 0.9 * first, (name, first, last)

@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--steps", type=int, help="number of optimisation steps (default: the preset's)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisation, data order and noise (default 0)")
-    parser.add_argument("--device", help="cpu | cuda (default: a GPU when present)")
+    parser.add_argument("--device", choices=["cpu", "cuda"],
+                        help="default: a GPU when present (pick GPUs with CUDA_VISIBLE_DEVICES / accelerate launch)")
     parser.add_argument("--bf16", action="store_true", help="fastsag: bf16 mixed precision")
     parser.add_argument("--stage", help="singsong: semantic | coarse | fine (default: all three in order)")
     parser.set_defaults(handler=run)
