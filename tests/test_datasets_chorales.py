@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sag_bench.audio import CLIP_SAMPLES, SAMPLE_RATE, load_audio, peak_rms_db
+from sag_bench.audio import CLIP_SAMPLES, SAMPLE_RATE, peak_rms_db
 from sag_bench.cli import main
 from sag_bench.datasets import chorales
 from sag_bench.datasets.clips import dataset_config
@@ -54,7 +54,8 @@ def test_tiny_clips_are_10s_mono_float_24k_and_non_silent(tiny: ClipDataset) -> 
         for path, recorded_db in ((record.vocals, record.extra["vocals_rms_db"]),
                                   (record.accompaniment, record.extra["accompaniment_rms_db"])):
             info = sf.info(str(path))
-            assert (info.samplerate, info.channels, info.frames, info.subtype) == (SAMPLE_RATE, 1, CLIP_SAMPLES, "FLOAT")
+            assert (info.samplerate, info.channels, info.frames) == (SAMPLE_RATE, 1, CLIP_SAMPLES)
+            assert info.subtype == "FLOAT"
             assert recorded_db > -25.0
         pair = tiny.load(record)
         assert peak_rms_db(pair.vocals) == pytest.approx(record.extra["vocals_rms_db"], abs=1e-3)
@@ -70,7 +71,7 @@ def test_vocals_and_accompaniment_are_time_aligned(tiny: ClipDataset) -> None:
 
 
 def test_vocals_are_the_soprano_line(tiny: ClipDataset) -> None:
-    for record in tiny.records("test")[::3] + tiny.records("zeroshot")[::3]:
+    for record in tiny.records("test")[::6] + tiny.records("zeroshot")[::6]:
         pair = tiny.load(record)
         loud = librosa.feature.rms(y=pair.vocals, frame_length=2048, hop_length=512)[0]
         loud = loud > 0.1 * loud.max()  # where the soprano sings (not rests with only bleed)
@@ -94,14 +95,15 @@ def test_zeroshot_is_rendered_differently(tiny: ClipDataset) -> None:
 
 
 def test_same_seed_rebuild_is_bit_identical_and_other_seed_differs(tiny: ClipDataset, tmp_path: Path) -> None:
-    again = ClipDataset(chorales.build(tmp_path / "same", preset="smoke", seed=0, workers=1).parent)
+    again = ClipDataset(chorales.build(tmp_path, preset="smoke", seed=0, workers=1).parent)
     by_id = {clip["id"]: clip for clip in tiny.manifest["clips"]}
-    assert len(again.records()) == 12
-    for clip in again.manifest["clips"]:
+    assert len(again.records()) == 6
+    for clip in again.manifest["clips"]:  # `smoke` is the start of each split of `tiny`
         assert clip["sha256"] == by_id[clip["id"]]["sha256"], clip["id"]
-    other = ClipDataset(chorales.build(tmp_path / "other", preset="smoke", seed=1, workers=1).parent)
-    hashes = {clip["sha256"]["vocals"] for clip in tiny.manifest["clips"]}
-    assert not hashes & {clip["sha256"]["vocals"] for clip in other.manifest["clips"]}
+    song = next(song for song in chorales.list_songs() if song.id == again.records()[0].song)
+    chorale = chorales.read_chorale(song)
+    first, other = (chorales.render_chorale(chorale, "train", 0, seed, 1) for seed in (0, 1))
+    assert first.extra != other.extra
 
 
 def test_assign_splits_is_a_seeded_partition() -> None:

@@ -247,8 +247,24 @@ def _remove_stale_clips(root: Path, records: list[dict[str, Any]]) -> None:
             path.unlink()
 
 
+def _next_jobs(splits: dict[str, list[Song]], sizes: dict[str, Any], counts: dict[str, int],
+               cursor: dict[str, int], seed: int) -> list[tuple[Song, str, int, int, int]]:
+    """The next songs of each split that still has clip budget: as many as should fill it (all when unbounded)."""
+    per_song = sizes["transpositions"] * (sizes["clips_per_render"] or math.inf)
+    jobs = []
+    for split in SPLITS:
+        remaining = sizes["max_clips"].get(split, math.inf) - counts[split]
+        if remaining <= 0:
+            continue
+        take = len(splits[split]) if math.isinf(remaining) else max(1, math.ceil(remaining / per_song))
+        batch = splits[split][cursor[split]:cursor[split] + take]
+        cursor[split] += len(batch)
+        jobs.extend((song, split, sizes["transpositions"], sizes["clips_per_render"], seed) for song in batch)
+    return jobs
+
+
 def build(out_dir: str | Path, preset: str = "tiny", seed: int = 0, workers: int | None = None) -> Path:
-    """Render the chorale clip set named by ``preset`` (``tiny`` | ``full``) into ``out_dir``.
+    """Render the chorale clip set named by ``preset`` (``tiny`` | ``full`` | ``smoke``) into ``out_dir``.
 
     Songs are taken in seeded order, split by split, until each split's clip budget is met (all songs for
     ``full``). Rendering runs in ``workers`` processes (default: up to 2). Returns the manifest path.
@@ -256,32 +272,23 @@ def build(out_dir: str | Path, preset: str = "tiny", seed: int = 0, workers: int
     root = Path(out_dir)
     sizes = clips.preset("chorales", preset)
     splits = assign_splits(list_songs(), sizes["split_fractions"], seed)
-    budget = {split: sizes["max_clips"].get(split, math.inf) for split in SPLITS}
-    per_song = sizes["transpositions"] * (sizes["clips_per_render"] or math.inf)
     workers = workers or min(2, multiprocessing.cpu_count())
     records: list[dict[str, Any]] = []
     counts = dict.fromkeys(SPLITS, 0)
     cursor = dict.fromkeys(SPLITS, 0)
-    pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
+    # fork: workers inherit the imports (spawn would re-import torch via sag_bench.audio in each); they run no torch
+    pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 else None
     try:
-        while True:
-            jobs = []
-            for split in SPLITS:
-                remaining = budget[split] - counts[split]
-                take = len(splits[split]) if math.isinf(remaining) else max(1, math.ceil(remaining / per_song))
-                batch = splits[split][cursor[split]:cursor[split] + take] if remaining > 0 else []
-                cursor[split] += len(batch)
-                jobs.extend((song, split, sizes["transpositions"], sizes["clips_per_render"], seed) for song in batch)
-            if not jobs:
-                break
+        while jobs := _next_jobs(splits, sizes, counts, cursor, seed):
             results = pool.imap(_render_song, jobs) if pool else map(_render_song, jobs)
-            for job, result in tqdm(zip(jobs, results), total=len(jobs), desc=f"chorales/{preset}", unit="song"):
+            progress = tqdm(zip(jobs, results, strict=True), total=len(jobs), desc=f"chorales/{preset}", unit="song")
+            for job, result in progress:
                 if isinstance(result, str):
                     log.warning("skipped %s: %s", job[0].id, result)
                     continue
                 for rendering in result:
                     for window in rendering.windows:
-                        if counts[rendering.split] >= budget[rendering.split]:
+                        if counts[rendering.split] >= sizes["max_clips"].get(rendering.split, math.inf):
                             break
                         records.append(write_clip(root, _clip_id(rendering, window), rendering.song,
                                                   rendering.split, window, rendering.vocals,

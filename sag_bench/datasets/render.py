@@ -58,7 +58,8 @@ def soundfont_path() -> Path:
     """``TimGM6mb.sf2`` as shipped inside the pretty-midi wheel."""
     spec = importlib.util.find_spec("pretty_midi")
     if spec is None or spec.origin is None:
-        raise FileNotFoundError("pretty_midi is not installed; it ships the TimGM6mb.sf2 SoundFont (pip install pretty-midi)")
+        raise FileNotFoundError("pretty_midi is not installed; it ships the TimGM6mb.sf2 SoundFont "
+                                "(pip install pretty-midi)")
     path = Path(spec.origin).parent / "TimGM6mb.sf2"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: SoundFont missing from the pretty-midi installation")
