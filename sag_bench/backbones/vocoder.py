@@ -95,15 +95,16 @@ def _stft(padded: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
                       onesided=True, return_complex=True)
 
 
-def _overlap_add(spec: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
-    """Least-squares inverse of :func:`_stft` (windowed overlap-add over the window's squared envelope)."""
-    frames = torch.fft.irfft(spec, n=N_FFT, dim=1) * window[None, :, None]
-    length = HOP_SIZE * (spec.shape[-1] - 1) + N_FFT
-    fold = dict(output_size=(1, length), kernel_size=(1, N_FFT), stride=(1, HOP_SIZE))
-    signal = torch.nn.functional.fold(frames, **fold)[:, 0, 0]
-    envelope = window.pow(2)[None, :, None].expand(1, -1, spec.shape[-1])
-    norm = torch.nn.functional.fold(envelope, **fold)[:, 0, 0]
-    return signal / norm.clamp_min(1e-8)
+def _fold(frames: torch.Tensor) -> torch.Tensor:
+    """Overlap-add ``[B, 1024, F]`` frames at hop 256 into ``[B, 256 (F - 1) + 1024]`` samples."""
+    length = HOP_SIZE * (frames.shape[-1] - 1) + N_FFT
+    return torch.nn.functional.fold(frames, output_size=(1, length), kernel_size=(1, N_FFT),
+                                    stride=(1, HOP_SIZE))[:, 0, 0]
+
+
+def _overlap_add(spec: torch.Tensor, window: torch.Tensor, envelope: torch.Tensor) -> torch.Tensor:
+    """Least-squares inverse of :func:`_stft`: windowed overlap-add divided by the squared-window ``envelope``."""
+    return _fold(torch.fft.irfft(spec, n=N_FFT, dim=1) * window[None, :, None]) / envelope
 
 
 class GriffinLimVocoder(Vocoder):
@@ -124,17 +125,17 @@ class GriffinLimVocoder(Vocoder):
         mel = _check_mel(mel, self.name)
         magnitude = mel_to_magnitude(mel)
         window = torch.hann_window(WIN_SIZE, device=mel.device)
+        envelope = _fold(window.pow(2)[None, :, None].expand(1, -1, mel.shape[-1])).clamp_min(1e-8)
         generator = torch.Generator().manual_seed(self.seed)
         phase = torch.rand(magnitude.shape, generator=generator).to(mel.device) * (2 * math.pi)
         angles = torch.polar(torch.ones_like(magnitude), phase)
         previous = torch.zeros_like(angles)
         blend = GRIFFIN_LIM_MOMENTUM / (1.0 + GRIFFIN_LIM_MOMENTUM)
         for _ in range(self.n_iter):
-            rebuilt = _stft(_overlap_add(magnitude * angles, window), window)
-            angles = rebuilt - blend * previous
-            angles = angles / angles.abs().clamp_min(1e-16)
+            rebuilt = _stft(_overlap_add(magnitude * angles, window, envelope), window)
+            angles = torch.sgn(rebuilt - blend * previous)
             previous = rebuilt
-        padded = _overlap_add(magnitude * angles, window)
+        padded = _overlap_add(magnitude * angles, window, envelope)
         return padded[:, PADDING : PADDING + HOP_SIZE * mel.shape[-1]]
 
     def describe(self) -> dict[str, object]:
