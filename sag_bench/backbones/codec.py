@@ -123,7 +123,11 @@ class MelRVQCodec(Codec):
 
     def __init__(self, n_codebooks: int = 8, codebook_size: int = 1024, seed: int = 0, kmeans_iters: int = 20,
                  griffin_lim_iters: int = 32) -> None:
-        """An unfitted codec: ``n_codebooks`` residual stages of ``codebook_size`` centroids over 100 mel bands."""
+        """An unfitted codec: ``n_codebooks`` residual stages of ``codebook_size`` centroids over 100 mel bands.
+
+        ``seed`` seeds stage q's k-means (with ``seed + q``, ``kmeans_iters`` Lloyd iterations) and the decoder's
+        Griffin-Lim phases (``griffin_lim_iters`` iterations).
+        """
         if n_codebooks < 1 or codebook_size < 1:
             raise ValueError(f"mel-rvq needs n_codebooks >= 1 and codebook_size >= 1, got {n_codebooks}, {codebook_size}")
         self.n_codebooks = n_codebooks
