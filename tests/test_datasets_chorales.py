@@ -133,3 +133,11 @@ def test_render_lines_plays_the_pitch_with_vibrato() -> None:
 def test_two_tiny_builds_are_identical(tiny: ClipDataset, tmp_path: Path) -> None:
     again = ClipDataset(chorales.build(tmp_path, preset="tiny", seed=0).parent)
     assert [c["sha256"] for c in again.manifest["clips"]] == [c["sha256"] for c in tiny.manifest["clips"]]
+
+
+def test_data_info_prints_counts_per_split(tiny: ClipDataset, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data", "info", str(tiny.root), "--verify"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split()[1:4] for line in lines[1:4]}
+    assert rows["train"][0] == "48" and rows["test"][0] == "12" and rows["zeroshot"][0] == "12"
+    assert lines[-1].strip() == "all files match their sha256"

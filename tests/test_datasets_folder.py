@@ -44,7 +44,8 @@ def _song(seconds: float, seed: int) -> np.ndarray:
     """A stereo 'song' at 44.1 kHz: a stepping sine melody over noise bursts on every beat."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * 44_100)) / 44_100
-    melody = 0.3 * np.sin(2 * np.pi * 220 * 2 ** (rng.integers(0, 12, size=len(t) // 22_050 + 1)[(t * 2).astype(int)] / 12) * t)
+    steps = rng.integers(0, 12, size=len(t) // 22_050 + 1)[(t * 2).astype(int)]  # a new note every 0.5 s
+    melody = 0.3 * np.sin(2 * np.pi * 220 * 2 ** (steps / 12) * t)
     beats = 0.2 * rng.standard_normal(len(t)) * np.exp(-8 * (t % 0.5))
     return np.stack([melody + beats, melody - beats], axis=1).astype(np.float32)
 
@@ -149,3 +150,11 @@ def test_missing_weights_and_empty_folder_are_one_line_errors(songs: Path, tmp_p
     (tmp_path / "empty").mkdir()
     assert main(["data", "build", "folder", "--src", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
     assert "no audio files" in capsys.readouterr().err
+
+
+def test_cli_refuses_options_that_do_not_apply_and_missing_required_ones(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data", "build", "folder", "--out", str(tmp_path)]) == 2
+    assert "dataset 'folder' needs --src" in capsys.readouterr().err
+    assert main(["data", "build", "folder", "--src", str(tmp_path), "--root", "x", "--out", str(tmp_path)]) == 2
+    assert "--root does not apply to dataset 'folder'" in capsys.readouterr().err

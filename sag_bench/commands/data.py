@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def builder_options(builder: object, name: str, args: argparse.Namespace) -> dict[str, object]:
-    """Keyword arguments for ``builder`` from the options given; raises UserError for one it does not take."""
+    """Keyword arguments for ``builder`` from the options given; raises UserError for an option it does not take
+    or a required one that is missing."""
     import inspect
 
     from sag_bench.cli import UserError
@@ -50,6 +51,10 @@ def builder_options(builder: object, name: str, args: argparse.Namespace) -> dic
         if keyword not in accepted:
             raise UserError(f"--{option.replace('_', '-')} does not apply to dataset {name!r}")
         options[keyword] = value
+    for keyword, parameter in accepted.items():
+        if parameter.default is inspect.Parameter.empty and keyword not in options:
+            option = next((option for option, target in BUILD_OPTIONS.items() if target == keyword), keyword)
+            raise UserError(f"dataset {name!r} needs --{option.replace('_', '-')}")
     return options
 
 

@@ -22,8 +22,8 @@ import numpy as np
 from tqdm import tqdm
 
 from sag_bench.audio import CLIP_SAMPLES, RMS_THRESHOLD_DB, SAMPLE_RATE, clip_offsets
-from sag_bench.datasets import clips
 from sag_bench.datasets.clips import CLIPS_DIR, Window, dataset_config, select_windows, write_clip
+from sag_bench.datasets.clips import preset as preset_table
 from sag_bench.datasets.manifest import DatasetError, write_manifest
 from sag_bench.datasets.render import Line, Note, Vibrato, render_lines, rendered_length
 
@@ -270,7 +270,7 @@ def build(out_dir: str | Path, preset: str = "tiny", seed: int = 0, workers: int
     ``full``). Rendering runs in ``workers`` processes (default: up to 2). Returns the manifest path.
     """
     root = Path(out_dir)
-    sizes = clips.preset("chorales", preset)
+    sizes = preset_table("chorales", preset)
     splits = assign_splits(list_songs(), sizes["split_fractions"], seed)
     workers = workers or min(2, multiprocessing.cpu_count())
     records: list[dict[str, Any]] = []
