@@ -121,3 +121,16 @@ def test_tiny_training_lowers_each_loss(tmp_path):
         first = sum(float(r[name]) - floor for r in rows[:15]) / 15
         last = sum(float(r[name]) - floor for r in rows[-15:]) / 15
         assert last < 0.9 * first, (name, first, last)
+
+
+def test_committed_tiny_checkpoints_rebuild_their_own_system():
+    from pathlib import Path
+
+    import sag_bench
+
+    files = sorted((Path(sag_bench.__file__).parent / "checkpoints").glob("fastsag*.pt"))
+    assert files, "no committed FastSAG checkpoints"
+    for path in files:
+        assert path.stat().st_size <= 3_000_000, path.name
+        system = registry.build("systems", path.stem, checkpoint=path)
+        assert system.name == path.stem and system.config.preset == "tiny"
