@@ -24,7 +24,7 @@ CLIPPED_BLOCKS = (("prior_projection.encoder",), ("denoiser",))
 
 
 class ClipPairs(Sequence[dict[str, torch.Tensor]]):
-    """Training clips as ``{"vocals": [T], "accompaniment": [T]}`` of exactly one 10 s window (padded or cut)."""
+    """Training clips as ``{"vocals": [T], "accompaniment": [T]}``, each exactly one 10 s clip (padded or cut)."""
 
     def __init__(self, dataset: ClipDataset, records: list[ClipRecord], cache: bool) -> None:
         self.dataset, self.records = dataset, records
