@@ -132,3 +132,21 @@ def test_unknown_variant_and_protocol_are_refused(musdb_root: Path, tmp_path: Pa
         musdb18.build(tmp_path, root=musdb_root, vocals="karaoke")
     with pytest.raises(DatasetError, match="unknown protocol"):
         musdb18.build(tmp_path, root=musdb_root, protocol="loudest")
+
+
+def test_stems_layout_is_read_through_musdb(tmp_path: Path) -> None:
+    import stempeg
+
+    seconds = 12.0
+    vocals, other = _stem(seconds, [LOUD], 440.0), _stem(seconds, [LOUD], 110.0)
+    silent = np.zeros_like(vocals)
+    (tmp_path / "test").mkdir()
+    # MUSDB18 stem order: mixture, drums, bass, other, vocals (AAC, as the real files)
+    stempeg.write_stems(str(tmp_path / "test" / "E - Stems.stem.mp4"),
+                        np.stack([vocals + other, silent, silent, other, vocals]), sample_rate=RATE,
+                        writer=stempeg.StreamsWriter(codec="aac", bitrate=256_000))
+    dataset = ClipDataset(musdb18.build(tmp_path / "out", root=tmp_path, protocol="fastsag").parent)
+    assert dataset.manifest["options"]["layout"] == "stems"
+    (record,) = dataset.records()
+    assert record.id == "E_-_Stems-000"
+    assert record.extra["vocals_rms_db"] == pytest.approx(20 * np.log10(LOUD / np.sqrt(2)), abs=0.5)  # lossy AAC
