@@ -78,8 +78,8 @@ def build(out_dir: str | Path, root: str | Path | None = None, protocol: str = "
           seed: int = 0) -> Path:
     """Cut MUSDB18's ``subset`` tracks into clips under ``protocol`` with ``vocals`` isolated or separated.
 
-    ``separator`` (for ``vocals="separated"``) defaults to Demucs ``model`` on ``device``. The split of every
-    clip is ``subset``. Returns the manifest path.
+    ``separator`` (for ``vocals="separated"``) defaults to Demucs ``model`` on ``device``, its random time
+    shifts seeded by ``seed``. The split of every clip is ``subset``. Returns the manifest path.
     """
     check_protocol(protocol)
     if vocals not in VOCAL_VARIANTS:
