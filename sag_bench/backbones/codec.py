@@ -57,7 +57,7 @@ class EncodecCodec(Codec):
     frame_rate = CODEC_FRAME_RATE
 
     def __init__(self, weights: str = ENCODEC_HUB_ID, bandwidth: float = ENCODEC_BANDWIDTH, config: Any = None) -> None:
-        """Load ``weights`` (hub id or folder) from the local cache, or build a random model from an ``EncodecConfig``."""
+        """Load ``weights`` (hub id or folder) from the local cache, or build a random model from ``EncodecConfig``."""
         from transformers import EncodecModel
 
         if config is None:
@@ -129,7 +129,7 @@ class MelRVQCodec(Codec):
         Griffin-Lim phases (``griffin_lim_iters`` iterations).
         """
         if n_codebooks < 1 or codebook_size < 1:
-            raise ValueError(f"mel-rvq needs n_codebooks >= 1 and codebook_size >= 1, got {n_codebooks}, {codebook_size}")
+            raise ValueError(f"mel-rvq needs n_codebooks, codebook_size >= 1; got {n_codebooks}, {codebook_size}")
         self.n_codebooks = n_codebooks
         self.codebook_size = codebook_size
         self.seed = seed

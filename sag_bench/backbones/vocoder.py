@@ -39,7 +39,7 @@ class BigVGANVocoder(Vocoder):
     offline = False
 
     def __init__(self, weights: str = BIGVGAN_HUB_ID, config: dict[str, Any] | None = None) -> None:
-        """Load ``weights`` (hub id or folder) from the local cache, or build a random model from a hyper-parameter dict.
+        """Load ``weights`` (hub id or folder) from the local cache, or build a random model from hyper-parameters.
 
         ``config`` takes the keys of BigVGAN's ``config.json`` (``upsample_rates``, ``resblock`` ...): the real
         architecture at any size (tests). The upsampling must total 256 (the mel hop) over 100 mel bands.

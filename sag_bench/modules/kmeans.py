@@ -43,7 +43,7 @@ def _cluster_sums(x: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor
 def assign(x: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
     """Index of the nearest centroid ``[N]`` (int64) for each row of ``x [N, D]``."""
     if x.dim() != 2 or centroids.dim() != 2 or x.shape[1] != centroids.shape[1]:
-        raise ValueError(f"assign needs x [N, D] and centroids [k, D]; got {tuple(x.shape)} and {tuple(centroids.shape)}")
+        raise ValueError(f"assign needs x [N, D] and centroids [k, D]; got {tuple(x.shape)}, {tuple(centroids.shape)}")
     return _nearest(x.float(), centroids.float().to(x.device))[0]
 
 
