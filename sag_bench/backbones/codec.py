@@ -136,11 +136,13 @@ class MelRVQCodec(Codec):
         self.kmeans_iters = kmeans_iters
         self.vocoder = GriffinLimVocoder(n_iter=griffin_lim_iters, seed=seed)
         self.codebooks: torch.Tensor | None = None
+        self.device = torch.device("cpu")
 
     def to(self, device: str | torch.device) -> "MelRVQCodec":
-        """Move the codebooks to ``device``."""
+        """Fit, encode and decode on ``device`` from now on (moves fitted codebooks there)."""
+        self.device = torch.device(device)
         if self.codebooks is not None:
-            self.codebooks = self.codebooks.to(device)
+            self.codebooks = self.codebooks.to(self.device)
         return self
 
     def features(self, audio: torch.Tensor) -> torch.Tensor:
@@ -155,7 +157,7 @@ class MelRVQCodec(Codec):
         """Fit the residual codebooks on the mel frames of ``audios`` (each ``[T]`` or ``[B, T]``); returns self."""
         if not audios:
             raise ValueError("mel-rvq: fit needs at least one audio clip")
-        residual = torch.cat([self.features(audio).reshape(-1, N_MELS) for audio in audios])
+        residual = torch.cat([self.features(audio.to(self.device)).reshape(-1, N_MELS) for audio in audios])
         if residual.shape[0] < self.codebook_size:
             raise ValueError(f"mel-rvq: {residual.shape[0]} mel frames from {len(audios)} clips cannot fit "
                              f"{self.codebook_size} codes; give more audio or a smaller codebook_size")
@@ -208,7 +210,7 @@ class MelRVQCodec(Codec):
         if codebooks is None or tuple(codebooks.shape) != expected:
             found = None if codebooks is None else tuple(codebooks.shape)
             raise ValueError(f"mel-rvq state holds codebooks of shape {found}, expected {expected}")
-        self.codebooks = codebooks.float().clone()
+        self.codebooks = codebooks.float().to(self.device, copy=True)
         return self
 
     def describe(self) -> dict[str, object]:
