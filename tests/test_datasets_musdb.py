@@ -24,15 +24,14 @@ QUIET = 0.06  # -27.4 dB: fails
 # for the rest of the track.
 TRACKS = {
     "A - Gaps": (30.0, [LOUD, 0.0, LOUD], [LOUD, LOUD, 0.02]),
-    "B - Near threshold": (20.5, [NEAR], [LOUD]),
+    "B - Near and quiet": (20.5, [NEAR, QUIET], [LOUD]),
     "C - Too short": (9.0, [LOUD], [LOUD]),
-    "D - Quiet singer": (25.0, [QUIET], [LOUD]),
 }
-# Hand computation. Windows: A 3 (30 s), B 2 (20.5 s), C 0 (< 10 s), D 2 (25 s).
-# singsong (vocals over -25 dB): A windows 0 and 2, B both, D none           -> 4 clips
-# fastsag (vocals and accompaniment): A window 0 only (1: silent vocals, 2: accompaniment -37 dB), B both -> 3
-EXPECTED = {"singsong": {"A - Gaps": [0.0, 20.0], "B - Near threshold": [0.0, 10.0]},
-            "fastsag": {"A - Gaps": [0.0], "B - Near threshold": [0.0, 10.0]}}
+# Hand computation. Windows: A 3 (30 s), B 2 (20.5 s), C 0 (< 10 s).
+# singsong (vocals over -25 dB): A windows 0 and 2 (1 is silent), B window 0 (-23.9 dB; window 1 -27.4 dB) -> 3 clips
+# fastsag (vocals and accompaniment): A window 0 (window 2's accompaniment is at -37 dB), B window 0        -> 2 clips
+EXPECTED = {"singsong": {"A - Gaps": [0.0, 20.0], "B - Near and quiet": [0.0]},
+            "fastsag": {"A - Gaps": [0.0], "B - Near and quiet": [0.0]}}
 
 
 def _stem(seconds: float, amplitudes: list[float], frequency: float) -> np.ndarray:
@@ -76,7 +75,7 @@ def test_clip_counts_match_the_hand_computation(built: dict[str, ClipDataset], p
     for clip in dataset.manifest["clips"]:
         offsets.setdefault(clip["song"], []).append(clip["offset_seconds"])
     assert offsets == EXPECTED[protocol]
-    assert len(dataset.records()) == {"singsong": 4, "fastsag": 3}[protocol]
+    assert len(dataset.records()) == {"singsong": 3, "fastsag": 2}[protocol]
     assert dataset.splits() == ["test"]
     assert dataset.manifest["options"]["layout"] == "hq-wav"
     assert dataset.manifest["options"]["paper_test_clips"] == {"singsong": 778, "fastsag": 348}[protocol]
@@ -99,7 +98,7 @@ def test_separated_variant_keeps_the_clips_and_replaces_the_vocals(built: dict[s
                                                                    tmp_path: Path) -> None:
     one_track = tmp_path / "root"
     (one_track / "test").mkdir(parents=True)
-    (one_track / "test" / "B - Near threshold").symlink_to(musdb_root / "test" / "B - Near threshold")
+    (one_track / "test" / "B - Near and quiet").symlink_to(musdb_root / "test" / "B - Near and quiet")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -108,7 +107,7 @@ def test_separated_variant_keeps_the_clips_and_replaces_the_vocals(built: dict[s
     finally:
         torch.set_num_threads(threads)
     isolated = {clip["id"]: clip for clip in built["fastsag"].manifest["clips"]}
-    assert [clip["id"] for clip in separated.manifest["clips"]] == ["B_-_Near_threshold-000", "B_-_Near_threshold-001"]
+    assert [clip["id"] for clip in separated.manifest["clips"]] == ["B_-_Near_and_quiet-000"]
     for clip in separated.manifest["clips"]:
         assert clip["vocals_variant"] == "separated"
         assert clip["sha256"]["accompaniment"] == isolated[clip["id"]]["sha256"]["accompaniment"]
