@@ -124,3 +124,24 @@ def test_train_three_stages_then_generate(tmp_path, monkeypatch):
     system.load("cpu")
     vocals = _tone(0.5, 392, 9)[None]
     assert system.generate(vocals, seed=0).shape == vocals.shape
+
+
+def test_committed_tiny_checkpoint_generates_for_both_systems():
+    """The demo checkpoint in the package serves singsong-sc and singsong-scf through the registry, offline."""
+    from pathlib import Path
+
+    from sag_bench import registry
+    import sag_bench
+
+    ckpt = Path(sag_bench.__file__).parent / "checkpoints" / "singsong"
+    size = sum(f.stat().st_size for f in ckpt.iterdir())
+    assert size <= 8 * 2**20
+    vocals = _tone(1.0, 392, 11)[None]
+    outputs = {}
+    for name in ("singsong-sc", "singsong-scf"):
+        system = registry.build("systems", name, checkpoint=ckpt)
+        system.load("cpu")
+        outputs[name] = system.generate(vocals, seed=0)
+        assert outputs[name].shape == vocals.shape and torch.isfinite(outputs[name]).all()
+        assert outputs[name].abs().max() > 1e-3
+    assert not torch.equal(outputs["singsong-sc"], outputs["singsong-scf"])
