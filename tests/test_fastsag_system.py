@@ -34,7 +34,9 @@ def test_any_length_gives_the_same_length_and_seeds_decide(system):
     out = system.generate(vocals, seed=1)
     assert out.shape == vocals.shape and torch.isfinite(out).all() and out.abs().max() > 0
     assert set(system.timer.seconds) == {"semantic", "condition", "sampler", "vocoder"}
-    assert torch.equal(out[:1], system.generate(vocals[:1], seed=1))  # row 0 does not depend on row 1
+    assert torch.equal(out, system.generate(vocals, seed=1))
+    # row 0 does not depend on row 1 (up to float summation order in batched kernels)
+    assert torch.allclose(out[:1], system.generate(vocals[:1], seed=1), atol=1e-4)
     short = system.generate(vocals[:1, :1000], seed=1)
     assert short.shape == (1, 1000)
     assert not torch.equal(short, system.generate(vocals[:1, :1000], seed=2))
