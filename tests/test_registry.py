@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -52,9 +53,9 @@ def test_cli_unknown_system_is_one_line_error():
 def test_out_of_tree_plugin_is_listed_after_pip_install(tmp_path):
     """`pip install examples/plugin` makes `sag-bench systems` list it, with no change to sag_bench."""
     target = tmp_path / "site"
+    source = shutil.copytree(ROOT / "examples" / "plugin", tmp_path / "plugin")  # builds leave files in the source
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(ROOT / "examples" / "plugin")], check=True,
-                   capture_output=True)
+                    "--target", str(target), str(source)], check=True, capture_output=True)
     env = {**os.environ, "PYTHONPATH": str(target)}
     before = subprocess.run([SAG_BENCH, "systems"], capture_output=True, text=True, check=True)
     after = subprocess.run([SAG_BENCH, "systems"], capture_output=True, text=True, check=True, env=env)
