@@ -135,3 +135,20 @@ def test_every_measure_separates_true_from_shuffled_on_the_tiny_chorale_build(tm
     for name, (true, shuffled) in results.items():
         effect = effect_size(name, true, shuffled)
         assert effect.ci_low > 0 and effect.cohens_d > 1.5, effect
+
+
+def test_score_pairs_shares_vocal_features_across_calls_without_changing_scores():
+    from sag_bench.evaluation import coherence
+
+    rate = 24_000
+    t = np.arange(rate * 2) / rate
+    vocals = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    fitting = (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
+    clashing = (0.3 * np.sin(2 * np.pi * 233.08 * t)).astype(np.float32)
+    measures = ["chroma_consonance", "onset_agreement"]
+    plain = [coherence.score_pairs([(vocals, acc, rate)], measures) for acc in (fitting, clashing)]
+    cache: dict = {}
+    cached = [coherence.score_pairs([(vocals, acc, rate)], measures, vocal_cache=cache) for acc in (fitting, clashing)]
+    assert cached == plain
+    assert len(cache) == len(measures)  # one vocal analysis per measure, reused for the second accompaniment
+    assert plain[0]["chroma_consonance"][0] > plain[1]["chroma_consonance"][0]  # a fifth fits, a minor second clashes

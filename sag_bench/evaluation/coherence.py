@@ -18,6 +18,7 @@ features and an agreement of features, so true and shuffled pairings of a set re
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -193,14 +194,25 @@ def _select(measures: Sequence[str] | None) -> list[Measure]:
     return [MEASURES[name] for name in names]  # type: ignore[misc]
 
 
-def score_pairs(pairs: Iterable[tuple[np.ndarray, np.ndarray, int]],
-                measures: Sequence[str] | None = None) -> dict[str, list[float]]:
-    """Each measure's score for every (vocals, accompaniment, sample_rate) pair, in order."""
+def score_pairs(pairs: Iterable[tuple[np.ndarray, np.ndarray, int]], measures: Sequence[str] | None = None,
+                vocal_cache: dict[tuple[str, str], Any] | None = None) -> dict[str, list[float]]:
+    """Each measure's score for every (vocals, accompaniment, sample_rate) pair, in order.
+
+    ``vocal_cache`` (any dict, shared across calls) keeps vocal features keyed by measure and the sha256 of the
+    analysed vocals: scoring many systems on the same vocals then computes each vocal's pitch track once.
+    """
     chosen = _select(measures)
+    cache = {} if vocal_cache is None else vocal_cache
     scores: dict[str, list[float]] = {m.name: [] for m in chosen}
     for vocals, accompaniment, sample_rate in tqdm(list(pairs), desc="coherence", unit="pair"):
+        vocals, accompaniment = _trim(_at_analysis_rate(vocals, sample_rate),
+                                      _at_analysis_rate(accompaniment, sample_rate))
+        digest = hashlib.sha256(np.ascontiguousarray(vocals).tobytes()).hexdigest()
         for measure in chosen:
-            scores[measure.name].append(measure(vocals, accompaniment, sample_rate))
+            key = (measure.name, digest)
+            if key not in cache:
+                cache[key] = measure.vocal_features(vocals)
+            scores[measure.name].append(measure.agreement(cache[key], measure.accompaniment_features(accompaniment)))
     return scores
 
 

@@ -114,13 +114,15 @@ def score_coherence(spec: Spec, root: Path, dataset: ClipDataset, records: list[
     from sag_bench.evaluation.coherence import score_pairs
 
     rows = []
+    vocal_cache: dict = {}  # the same vocals under every system: their features are computed once
     for key in tqdm(keys, desc="coherence", unit="system"):
         path = root / "coherence" / f"{key}.json"
         if not path.is_file():
             pairs = [(dataset.load(record).vocals, load_audio(SystemRun(root, key).output(record.id),
                                                               dataset.sample_rate), dataset.sample_rate)
                      for record in records]
-            write_json(path, {measure: list(map(float, values)) for measure, values in score_pairs(pairs).items()})
+            scores = score_pairs(pairs, vocal_cache=vocal_cache)
+            write_json(path, {measure: list(map(float, values)) for measure, values in scores.items()})
         for measure, values in read_json(path).items():
             values = np.asarray(values, dtype=np.float64)
             sem = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
