@@ -134,7 +134,7 @@ def test_committed_tiny_checkpoint_generates_for_both_systems():
     import sag_bench
 
     ckpt = Path(sag_bench.__file__).parent / "checkpoints" / "singsong"
-    size = sum(f.stat().st_size for f in ckpt.iterdir())
+    size = sum(f.stat().st_size for f in ckpt.rglob("*") if f.is_file())
     assert size <= 8 * 2**20
     vocals = _tone(1.0, 392, 11)[None]
     outputs = {}
