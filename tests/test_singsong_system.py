@@ -18,18 +18,10 @@ from sag_bench.systems.singsong.config import STAGES, StageConfig, load_preset
 from sag_bench.systems.singsong.system import SingSongSystem
 from sag_bench.systems.singsong.tokenizer import fit_tokenizer
 from sag_bench.timing import StageTimer
+from tests.test_singsong_stages import _one_thread  # noqa: F401  (autouse: one torch thread)
 
 SR = 24_000
 SMALL = StageConfig(dim=16, depth=1, heads=2, temperature=1.0, batch_size=2, steps=3, checkpoint_every=2)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Token-by-token decoding of tiny models is fastest (and robust to a loaded CPU) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _tone(seconds: float, freq: float, seed: int) -> torch.Tensor:

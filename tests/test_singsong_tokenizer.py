@@ -9,17 +9,9 @@ import torch
 
 from sag_bench.systems.singsong.config import N_COARSE, N_FINE, load_preset
 from sag_bench.systems.singsong.tokenizer import add_noise, fit_tokenizer, load_tokenizer
+from tests.test_singsong_stages import _one_thread  # noqa: F401  (autouse: one torch thread)
 
 SR = 24_000
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Token-by-token decoding of tiny models is fastest (and robust to a loaded CPU) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _clips(n: int, seconds: float, seed: int) -> list[torch.Tensor]:
