@@ -6,7 +6,7 @@ Paper constants live here once, each with its source; presets only choose sizes 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from typing import Any
 
@@ -74,10 +74,6 @@ class SingSongConfig:
             raise UserError(f"unknown SingSong stage {name!r}; stages are {', '.join(STAGES)}")
         return self.stages[name]
 
-    def with_stage(self, name: str, **changes: Any) -> "SingSongConfig":
-        """A copy with stage ``name`` updated (used for sampling overrides such as temperature)."""
-        return replace(self, stages={**self.stages, name: replace(self.stage(name), **changes)})
-
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (stored with every checkpoint)."""
         return asdict(self)
@@ -95,11 +91,6 @@ class SingSongConfig:
         if unknown:
             raise UserError(f"unknown SingSong setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return cls(**values, stages={name: StageConfig.from_dict(stage_tables[name]) for name in STAGES})
-
-
-def preset_names() -> list[str]:
-    """The presets defined in ``presets.toml``."""
-    return sorted(_presets())
 
 
 def load_preset(name: str) -> SingSongConfig:
