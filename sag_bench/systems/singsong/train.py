@@ -156,10 +156,10 @@ def train(data_dir: Path, out_dir: Path, preset: str, stage: str, steps: int | N
     if stage not in STAGES:
         raise UserError(f"unknown SingSong stage {stage!r}; stages are {', '.join(STAGES)}")
     data_dir, out_dir = Path(data_dir), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    config = _config_for(out_dir, preset)
     dataset = ClipDataset(data_dir)
     records = _training_records(dataset)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = _config_for(out_dir, preset)
     torch.manual_seed(seed)
     tokenizer = _tokenizer_for(out_dir, config, dataset, records, seed)
     use_gpu = device != "cpu" and torch.cuda.is_available()
