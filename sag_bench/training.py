@@ -179,6 +179,24 @@ class LoopSettings:
     grad_clip: float | None = None
     mixed_precision: str = "no"  # "no" | "bf16"
     device: str | None = None  # None: accelerate's choice (GPU when present); "cpu" forces the CPU
+    optimizer: str = "adam"  # "adam" (FastSAG) | "adamw" (SingSong / audiolm recipe)
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    warmup_steps: int = 0  # linear learning-rate warm-up from 0, then constant
+
+
+def make_optimizer(params: Iterable[torch.nn.Parameter], settings: LoopSettings) -> torch.optim.Optimizer:
+    """The optimizer ``settings`` names, with its learning rate, betas and weight decay."""
+    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    if settings.optimizer not in kinds:
+        raise ValueError(f"optimizer must be one of {', '.join(kinds)}, not {settings.optimizer!r}")
+    return kinds[settings.optimizer](params, lr=settings.lr, betas=tuple(settings.betas),
+                                     weight_decay=settings.weight_decay)
+
+
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """Learning-rate multiplier at ``step``: linear from 1/warmup to 1 over ``warmup_steps``, then 1."""
+    return 1.0 if warmup_steps <= 0 else min(1.0, (step + 1) / warmup_steps)
 
 
 @dataclass
@@ -213,7 +231,7 @@ def train_loop(model: torch.nn.Module, dataset: Sequence[Any], loss_fn: LossFn, 
                out_dir: str | Path, resume: bool = False, metadata: Mapping[str, Any] | None = None,
                clip_groups: Sequence[Iterable[str]] | None = None,
                collate: Callable[[Sequence[Any]], Any] = _collate) -> TrainResult:
-    """Train ``model`` with Adam for ``settings.steps`` steps and return where the results are.
+    """Train ``model`` for ``settings.steps`` steps and return where the results are.
 
     ``loss_fn(model, batch)`` returns named scalar losses including ``"loss"`` (the one optimised); every value is
     logged. ``batch`` is ``collate([dataset[i] ...])`` moved to the device. ``clip_groups`` lists groups of
@@ -227,13 +245,15 @@ def train_loop(model: torch.nn.Module, dataset: Sequence[Any], loss_fn: LossFn, 
         raise FileExistsError(f"{checkpoint_path}: a run already exists here (pass --resume to continue it)")
     seed_everything(settings.seed)
     accelerator = make_accelerator(settings)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    optimizer = make_optimizer(model.parameters(), settings)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_factor(step, settings.warmup_steps))
     log = LossLog(out_dir)
     start = 0
     if resume and checkpoint_path.exists():
         state = load_checkpoint(checkpoint_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
         start = int(state["step"])
         restore_rng_state(state["rng"])
         log.load(up_to_step=start - 1)
@@ -245,7 +265,8 @@ def train_loop(model: torch.nn.Module, dataset: Sequence[Any], loss_fn: LossFn, 
     def save(step: int) -> None:
         if accelerator.is_main_process:
             save_checkpoint(checkpoint_path, {"model": accelerator.unwrap_model(model).state_dict(),
-                                              "optimizer": optimizer.state_dict(), "step": step,
+                                              "optimizer": optimizer.state_dict(),
+                                              "scheduler": scheduler.state_dict(), "step": step,
                                               "rng": capture_rng_state(), "settings": asdict(settings),
                                               "metadata": dict(metadata or {})})
             log.write()
@@ -266,6 +287,7 @@ def train_loop(model: torch.nn.Module, dataset: Sequence[Any], loss_fn: LossFn, 
             for params in groups:
                 accelerator.clip_grad_norm_(params, settings.grad_clip)
         optimizer.step()
+        scheduler.step()
         last = {name: float(accelerator.reduce(value.detach().float(), reduction="mean"))
                 for name, value in losses.items()}
         log.append(step, last)

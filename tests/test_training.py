@@ -76,3 +76,17 @@ def test_checkpoint_roundtrip_and_bad_file(tmp_path):
         load_checkpoint(tmp_path / "bad.pt")
     with pytest.raises(FileNotFoundError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_warmup_is_linear_then_constant_and_optimizers_follow_settings():
+    from sag_bench.training import LoopSettings, make_optimizer, warmup_factor
+
+    assert [warmup_factor(step, 4) for step in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert warmup_factor(0, 0) == 1.0
+    param = [torch.nn.Parameter(torch.zeros(2))]
+    adamw = make_optimizer(param, LoopSettings(steps=1, batch_size=1, lr=3e-4, optimizer="adamw", betas=(0.9, 0.99),
+                                               weight_decay=0.01))
+    assert isinstance(adamw, torch.optim.AdamW)
+    assert adamw.defaults["betas"] == (0.9, 0.99) and adamw.defaults["weight_decay"] == 0.01
+    with pytest.raises(ValueError, match="optimizer must be one of adam, adamw"):
+        make_optimizer(param, LoopSettings(steps=1, batch_size=1, lr=1e-3, optimizer="sgd"))

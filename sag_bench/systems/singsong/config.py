@@ -18,9 +18,12 @@ STAGES = ("semantic", "coarse", "fine")
 N_COARSE = 3
 N_FINE = 5
 
-# open-musiclm / audiolm-pytorch training recipe (shared notes): lr 3e-4, gradient clipping at 0.5.
-# (Their AdamW betas (0.9, 0.99), weight decay 0.01 and warmup are not settable in sag_bench.training's loop.)
+# open-musiclm / audiolm-pytorch training recipe (shared notes): AdamW, lr 3e-4, betas (0.9, 0.99),
+# weight decay 0.01, gradient clipping at 0.5; warm-up per stage in the presets (3000 / 6000 / 0 steps).
+OPTIMIZER = "adamw"
 LEARNING_RATE = 3e-4
+BETAS = (0.9, 0.99)
+WEIGHT_DECAY = 0.01
 GRAD_CLIP = 0.5
 
 # open-musiclm sampling: top-k keeps 10 % of the logits of the current codebook.
@@ -38,6 +41,10 @@ class StageConfig:
     top_k_fraction: float = TOP_K_FRACTION
     lr: float = LEARNING_RATE
     grad_clip: float = GRAD_CLIP
+    optimizer: str = OPTIMIZER
+    betas: tuple[float, float] = BETAS
+    weight_decay: float = WEIGHT_DECAY
+    warmup_steps: int = 0
     batch_size: int = 8
     steps: int = 1000
     checkpoint_every: int = 100
@@ -49,7 +56,7 @@ class StageConfig:
         unknown = sorted(set(table) - known)
         if unknown:
             raise UserError(f"unknown SingSong stage setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**table)
+        return cls(**{**table, **({"betas": tuple(table["betas"])} if "betas" in table else {})})
 
 
 @dataclass(frozen=True)

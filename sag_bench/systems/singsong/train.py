@@ -169,7 +169,9 @@ def train(data_dir: Path, out_dir: Path, preset: str, stage: str, steps: int | N
     stage_config = config.stage(stage)
     settings = LoopSettings(steps=steps or stage_config.steps, batch_size=stage_config.batch_size, lr=stage_config.lr,
                             seed=seed, checkpoint_every=stage_config.checkpoint_every,
-                            grad_clip=stage_config.grad_clip, device=device)
+                            grad_clip=stage_config.grad_clip, device=device, optimizer=stage_config.optimizer,
+                            betas=stage_config.betas, weight_decay=stage_config.weight_decay,
+                            warmup_steps=stage_config.warmup_steps)
     run_dir = out_dir / RUNS_DIR / stage
     metadata: dict[str, Any] = {"config": config.to_dict(), "stage": stage, "data": str(data_dir)}
     try:
