@@ -120,8 +120,31 @@ def write_table(folder: Path, name: str, frame: pd.DataFrame, caption: str) -> d
     return paths
 
 
+def _panels(folder: Path, name: str, table: pd.DataFrame, columns: list[str], title: str, xlabel: str) -> Path:
+    """One horizontal bar panel per column (each on its own scale), systems in table order."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(columns), figsize=(3.6 * len(columns), 0.35 * len(table) + 1.4),
+                                squeeze=False, sharey=True)
+    labels = [str(system) for system in table.index]
+    for axis, column in zip(axes[0], columns):
+        axis.barh(labels, table[column].astype(float), color="tab:blue")
+        axis.set_title(column, fontsize=9)
+        axis.set_xlabel(xlabel, fontsize=8)
+    axes[0][0].invert_yaxis()  # the y axis is shared: invert it once, systems top-down in table order
+    figure.suptitle(title)
+    figure.tight_layout()
+    path = folder / name
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
 def plot_run(root: Path, table: pd.DataFrame) -> list[Path]:
-    """``plots/fad_per_embedder.png`` (grouped bars) and ``plots/fad_vs_rtf.png`` (one panel per embedder)."""
+    """``plots/fad_per_embedder.png``, ``plots/fad_vs_rtf.png`` and ``plots/coherence.png`` (when measured)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -130,17 +153,14 @@ def plot_run(root: Path, table: pd.DataFrame) -> list[Path]:
     folder = root / "plots"
     folder.mkdir(parents=True, exist_ok=True)
     fad_columns = [c for c in table.columns if c.startswith("FAD_")]
+    coherence_columns = [c for c in table.columns if c.startswith("coh_")]
     written = []
     if fad_columns:
-        figure, axis = plt.subplots(figsize=(max(6, 1.2 * len(table)), 4))
-        table[fad_columns].plot.bar(ax=axis)
-        axis.set_ylabel("FAD (lower is better)")
-        axis.set_title("FAD per embedder per system")
-        axis.tick_params(axis="x", labelrotation=30)
-        figure.tight_layout()
-        written.append(folder / "fad_per_embedder.png")
-        figure.savefig(written[-1], dpi=120)
-        plt.close(figure)
+        written.append(_panels(folder, "fad_per_embedder.png", table, fad_columns, "FAD per embedder per system",
+                               "FAD (lower is better)"))
+    if coherence_columns:
+        written.append(_panels(folder, "coherence.png", table, coherence_columns,
+                               "Coherence with the vocals (what FAD cannot see)", "higher is more coherent"))
     if fad_columns and "RTF" in table and table["RTF"].notna().any():
         figure, axes = plt.subplots(1, len(fad_columns), figsize=(4 * len(fad_columns), 3.6), squeeze=False)
         for axis, column in zip(axes[0], fad_columns):

@@ -69,7 +69,7 @@ def test_small_spec_end_to_end_writes_every_output(tmp_path, data_dir):
     assert abs(ground) < 1e-6  # ground truth mixes are the reference mixes
     assert metrics.set_index("system").loc["randsong", "score"] > 1e-3
     timings = pd.read_csv(out / "timings.csv")
-    assert (timings["rtf_mean"] > 0).all()
+    assert (timings["rtf_mean"] > 0).all() and list(timings["system"]) == ["groundtruth", "randsong"]
     coherence = pd.read_csv(out / "coherence.csv")
     assert set(coherence["system"]) == {"groundtruth", "randsong"}
     for suffix in ("csv", "md", "tex"):
@@ -77,7 +77,7 @@ def test_small_spec_end_to_end_writes_every_output(tmp_path, data_dir):
     table = (out / "tables" / "table1.md").read_text()
     assert "groundtruth" in table and "FAD_dsp-spectral" in table and "RTF" in table
     assert "FastSAG" in (out / "tables" / "table1_paper.md").read_text()
-    assert {p.name for p in (out / "plots").glob("*.png")} == {"fad_per_embedder.png", "fad_vs_rtf.png"}
+    assert {p.name for p in (out / "plots").glob("*.png")} == {"fad_per_embedder.png", "fad_vs_rtf.png", "coherence.png"}
     assert "groundtruth" in done.stdout
 
 

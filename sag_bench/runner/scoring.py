@@ -104,7 +104,7 @@ def score_fad(spec: Spec, root: Path, records: list[ClipRecord], keys: list[str]
                                cache_dir=root / "cache", inf=spec.evaluation.inf,
                                bootstrap=spec.evaluation.bootstrap, seed=spec.seed)
                 write_json(path, result.to_dict())
-            rows.append({"system": key, "embedder": embedder_name, **read_json(path)})
+            rows.append({**read_json(path), "system": key, "embedder": embedder_name})
     return pd.DataFrame(rows)
 
 
@@ -138,8 +138,8 @@ def collect_rtf(root: Path, keys: list[str]) -> pd.DataFrame:
         if path.is_file():
             data = read_json(path)
             stages = {f"stage:{name}": value for name, value in data.get("stage_rtf", {}).items()}
-            rows.append({"system": key, **{k: v for k, v in data.items() if not isinstance(v, (dict, list))},
-                         **stages})
+            scalars = {k: v for k, v in data.items() if not isinstance(v, (dict, list))}
+            rows.append({**scalars, "system": key, **stages})  # the run's key, not the class's own name
     return pd.DataFrame(rows)
 
 
