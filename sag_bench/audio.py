@@ -112,11 +112,11 @@ def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     return soxr.resample(audio, rate_in, rate_out, quality="VHQ").astype(np.float32)
 
 
-def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Load any wav/flac/ogg/mp3 file as float32 mono at ``sample_rate``.
+def load_audio_channels(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Load any wav/flac/ogg/mp3 file as float32 ``[channels, T]`` at ``sample_rate`` (e.g. stereo for Demucs).
 
-    Channels are averaged. Raises :class:`AudioError` (one line: file and problem) for missing, empty,
-    non-audio, truncated or non-finite input.
+    Raises :class:`AudioError` (one line: file and problem) for missing, empty, non-audio, truncated or
+    non-finite input.
     """
     path = Path(path)
     if not path.is_file():
@@ -128,8 +128,15 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         raise AudioError(path, "contains no samples")
     if not np.isfinite(data).all():
         raise AudioError(path, "contains NaN or infinite samples")
-    mono = data.mean(axis=1, dtype=np.float64).astype(np.float32)
-    return resample(mono, rate, sample_rate)
+    return np.ascontiguousarray(resample(data, rate, sample_rate).T, dtype=np.float32)
+
+
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Load any wav/flac/ogg/mp3 file as float32 mono ``[T]`` at ``sample_rate`` (channels averaged).
+
+    Raises :class:`AudioError` like :func:`load_audio_channels`.
+    """
+    return load_audio_channels(path, sample_rate).mean(axis=0, dtype=np.float64).astype(np.float32)
 
 
 def save_audio(path: str | Path, audio: np.ndarray | torch.Tensor, sample_rate: int = SAMPLE_RATE) -> Path:

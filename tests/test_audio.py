@@ -39,6 +39,13 @@ def test_channels_are_averaged_to_mono(tmp_path, channels):
     np.testing.assert_allclose(loaded, levels.mean(), atol=1e-6)
 
 
+def test_channels_can_be_kept(tmp_path):
+    data = np.stack([np.full(4800, 0.1), np.full(4800, -0.3)], axis=1)
+    loaded = audio.load_audio_channels(_write(tmp_path / "s.wav", data, 48_000, "FLOAT"))
+    assert loaded.shape == (2, 2400) and loaded.dtype == np.float32
+    np.testing.assert_allclose(loaded[:, 100:-100].mean(axis=1), [0.1, -0.3], atol=1e-4)
+
+
 @pytest.mark.parametrize("rate", [8_000, 16_000, 22_050, 44_100, 48_000, 96_000])
 def test_any_rate_is_resampled_to_24k_keeping_duration_and_pitch(tmp_path, rate):
     t = np.arange(2 * rate) / rate

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sag_bench.audio import CLIP_SAMPLES, RMS_THRESHOLD_DB, SAMPLE_RATE, AudioError, load_audio
+from sag_bench.audio import CLIP_SAMPLES, RMS_THRESHOLD_DB, SAMPLE_RATE, AudioError, load_audio_channels
 from sag_bench.backbones.base import Separator
 from sag_bench.datasets.clips import check_protocol, select_windows, write_clip
 from sag_bench.datasets.manifest import DatasetError, write_manifest
@@ -76,10 +76,10 @@ def _finished(status_path: Path, path: Path) -> bool:
 
 def separate_song(root: Path, path: Path, song: str, separator: Separator, protocol: str) -> list[dict[str, Any]]:
     """Separate one song, write the clips that pass ``protocol``'s filter, and return their records."""
-    mixture = load_audio(path, SAMPLE_RATE)
-    if len(mixture) < CLIP_SAMPLES:
-        raise AudioError(path, f"shorter than one clip ({len(mixture) / SAMPLE_RATE:.1f} s < 10 s)")
-    vocals, accompaniment = (stem.numpy() for stem in separator.separate(torch.from_numpy(mixture)[None], SAMPLE_RATE))
+    mixture = load_audio_channels(path, SAMPLE_RATE)  # Demucs separates better with the stereo image
+    if mixture.shape[-1] < CLIP_SAMPLES:
+        raise AudioError(path, f"shorter than one clip ({mixture.shape[-1] / SAMPLE_RATE:.1f} s < 10 s)")
+    vocals, accompaniment = (stem.numpy() for stem in separator.separate(torch.from_numpy(mixture), SAMPLE_RATE))
     return [write_clip(root, f"{song}-{window.start // CLIP_SAMPLES:03d}", song, "", window, vocals, accompaniment,
                        vocals_variant="separated")
             for window in select_windows(vocals, accompaniment, protocol, RMS_THRESHOLD_DB)]
