@@ -68,13 +68,6 @@ def separator() -> CountingSeparator:
     return CountingSeparator(small_separator())
 
 
-@pytest.fixture
-def one_thread() -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_sharded_build_resume_and_skips(songs: Path, separator: CountingSeparator, tmp_path: Path, one_thread: None,
                                         caplog: pytest.LogCaptureFixture) -> None:

@@ -15,14 +15,6 @@ from sag_bench.backbones.separator import DemucsSeparator, check_weights
 from tests.separator_helpers import hide_pretrained_weights, small_htdemucs, small_separator
 
 
-@pytest.fixture
-def one_thread() -> None:
-    """Demucs on this 2-core machine is several times faster on one thread than on two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture
 def empty_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

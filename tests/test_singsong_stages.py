@@ -13,13 +13,7 @@ SEMANTIC_VOCAB, CODEBOOK = 16, 32
 SMALL = StageConfig(dim=32, depth=2, heads=2, temperature=1.0, top_k_fraction=0.5)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Token-by-token decoding of tiny models is fastest (and robust to a loaded CPU) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # token-by-token decoding: one torch thread
 
 
 def _model(stage: str, frames: int = 6, seed: int = 0) -> StageLM:

@@ -18,7 +18,8 @@ from sag_bench.systems.singsong.config import STAGES, StageConfig, load_preset
 from sag_bench.systems.singsong.system import SingSongSystem
 from sag_bench.systems.singsong.tokenizer import fit_tokenizer
 from sag_bench.timing import StageTimer
-from tests.test_singsong_stages import _one_thread  # noqa: F401  (autouse: one torch thread)
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # token-by-token decoding: one torch thread
 
 SR = 24_000
 SMALL = StageConfig(dim=16, depth=1, heads=2, temperature=1.0, batch_size=2, steps=3, checkpoint_every=2)

@@ -9,7 +9,8 @@ import torch
 
 from sag_bench.systems.singsong.config import N_COARSE, N_FINE, load_preset
 from sag_bench.systems.singsong.tokenizer import add_noise, fit_tokenizer, load_tokenizer
-from tests.test_singsong_stages import _one_thread  # noqa: F401  (autouse: one torch thread)
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # token-by-token decoding: one torch thread
 
 SR = 24_000
 
