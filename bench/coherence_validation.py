@@ -9,7 +9,6 @@ the paired difference with its 95 % bootstrap CI, Cohen's d and d_z, and how oft
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
