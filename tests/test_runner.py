@@ -146,3 +146,18 @@ def test_dry_run_lists_needs_and_fails_on_missing(tmp_path):
     assert "[MISSING] system fastsag: fastsag, checkpoint checkpoints/paper/fastsag.pt not found" in done.stdout
     assert "[MISSING] embedder vggish" in done.stdout and "[MISSING] backbone mert-v1-95m" in done.stdout
     assert "prerequisite(s) missing" in done.stderr
+
+
+def test_a_failing_system_is_reported_and_the_others_are_kept(tmp_path, data_dir):
+    spec = _spec(tmp_path, data_dir)
+    spec.write_text(spec.read_text().replace("[rtf]\nclips = 1", "[rtf]\nclips = 0") +
+                    '\n[[systems]]\nname = "fastsag"\ncheckpoint = "missing/fastsag.pt"\n')
+    out = tmp_path / "run"
+    done = subprocess.run([SAG_BENCH, "run", str(spec), "--out", str(out)], capture_output=True, text=True)
+    assert done.returncode == 1  # a failed system makes the run exit non-zero ...
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert set(metrics["system"]) == {"groundtruth", "randsong"}  # ... without losing the others' results
+    table = pd.read_csv(out / "tables" / "table1.csv", index_col="system")
+    assert table.loc["fastsag", "note"].startswith("FAILED: FileNotFoundError: checkpoint of fastsag not found")
+    assert pd.isna(table.loc["fastsag", "FAD_dsp-spectral"]) and table.loc["randsong", "FAD_dsp-spectral"] > 0
+    assert "fastsag failed" in done.stderr

@@ -7,6 +7,7 @@ never rewritten. A system that fails is recorded in ``status/<system>.json`` and
 
 from __future__ import annotations
 
+import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,7 +104,7 @@ def run_generation(spec: Spec, system_spec: SystemSpec, root: Path, dataset: Cli
     except Exception as error:  # one system's failure must not lose the others' results
         target.write_status(state="failed", error=f"{type(error).__name__}: {error}",
                             traceback=traceback.format_exc(limit=5))
-        tqdm.write(f"sag-bench: {system_spec.key} failed: {type(error).__name__}: {error}")
+        tqdm.write(f"sag-bench: {system_spec.key} failed: {type(error).__name__}: {error}", file=sys.stderr)
         return None
     target.write_status(state="done", clips=len(records))
     return system
