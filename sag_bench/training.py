@@ -14,7 +14,6 @@ Interrupting at any checkpoint and resuming gives bit-identical weights to an un
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import pickle
 import random
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from sag_bench.seeding import derive_seed
 from sag_bench.store import atomic_write_bytes, atomic_write_text
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -44,9 +44,8 @@ def seed_everything(seed: int) -> None:
 
 
 def step_seed(seed: int, step: int, rank: int = 0) -> int:
-    """A 63-bit seed derived from (run seed, step, process rank); independent streams for each triple."""
-    digest = hashlib.sha256(f"{seed}:{step}:{rank}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
+    """The seed of one training step of one process: independent streams for each (run seed, step, rank)."""
+    return derive_seed(seed, step, rank)
 
 
 def capture_rng_state() -> dict[str, Any]:

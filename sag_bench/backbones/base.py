@@ -11,6 +11,15 @@ from typing import ClassVar
 import torch
 
 
+def as_mono_batch(audio: torch.Tensor, who: str) -> torch.Tensor:
+    """``audio`` as float ``[B, T]`` (a ``[T]`` signal becomes a batch of one); empty or other shapes raise."""
+    if audio.dim() == 1:
+        audio = audio[None]
+    if audio.dim() != 2 or audio.shape[-1] == 0:
+        raise ValueError(f"{who}: expected mono audio [B, T] or [T], got shape {tuple(audio.shape)}")
+    return audio.float()
+
+
 class WeightsMissingError(RuntimeError):
     """Pretrained weights are not available offline; the message names what to fetch and where to put it."""
 

@@ -13,7 +13,7 @@ import torch
 from tqdm import tqdm
 
 from sag_bench.audio import HOP_SIZE, N_MELS, denormalise_mel, mel_frames, mel_spectrogram, normalise_mel
-from sag_bench.backbones.base import Codec
+from sag_bench.backbones.base import Codec, as_mono_batch
 from sag_bench.backbones.hub import weights_missing
 from sag_bench.backbones.vocoder import GriffinLimVocoder
 from sag_bench.modules.kmeans import assign, fit_kmeans
@@ -32,13 +32,6 @@ def codec_frames(num_samples: int) -> int:
     """Codec frames for ``num_samples`` at 24 kHz: ``ceil(T / 320)`` (750 per 10 s)."""
     return math.ceil(num_samples / CODEC_HOP)
 
-
-def _as_batch(audio: torch.Tensor, who: str) -> torch.Tensor:
-    if audio.dim() == 1:
-        audio = audio[None]
-    if audio.dim() != 2 or audio.shape[-1] == 0:
-        raise ValueError(f"{who}: expected mono audio [B, T] or [T], got shape {tuple(audio.shape)}")
-    return audio.float()
 
 
 def _check_codes(codes: torch.Tensor, n_codebooks: int, codebook_size: int, who: str) -> torch.Tensor:
@@ -86,7 +79,7 @@ class EncodecCodec(Codec):
 
     def encode(self, audio: torch.Tensor) -> torch.Tensor:
         """Codes ``[B, n_codebooks, ceil(T / 320)]`` (int64) of 24 kHz audio ``[B, T]``."""
-        audio = _as_batch(audio, self.name)
+        audio = as_mono_batch(audio, self.name)
         device = next(self.model.parameters()).device
         with torch.no_grad():
             encoded = self.model.encode(audio[:, None].to(device), bandwidth=self.bandwidth)
@@ -147,7 +140,7 @@ class MelRVQCodec(Codec):
 
     def features(self, audio: torch.Tensor) -> torch.Tensor:
         """Normalised mel frames ``[B, ceil(T / 320), 100]`` resampled to the codec's 75 Hz grid."""
-        audio = _as_batch(audio, self.name)
+        audio = as_mono_batch(audio, self.name)
         mel = normalise_mel(mel_spectrogram(audio))
         frames = codec_frames(audio.shape[-1])
         centres = torch.arange(frames, device=mel.device) * CODEC_HOP + CODEC_CENTRE

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from sag_bench.backbones.base import SemanticEncoder
+from sag_bench.backbones.base import SemanticEncoder, as_mono_batch
 from sag_bench.backbones.hub import weights_missing
 
 # MERT-v1-95M (HuBERT/wav2vec2 feature extractor): seven convolutions, 320x downsampling at 24 kHz (75 Hz).
@@ -45,13 +45,6 @@ def standardise_frames(features: torch.Tensor, eps: float = 1e-5) -> torch.Tenso
     """Standardise every frame of ``[..., dim]`` features to zero mean and unit variance over its dims."""
     return torch.nn.functional.layer_norm(features, features.shape[-1:], eps=eps)
 
-
-def _as_batch(audio: torch.Tensor, who: str) -> torch.Tensor:
-    if audio.dim() == 1:
-        audio = audio[None]
-    if audio.dim() != 2:
-        raise ValueError(f"{who}: expected mono audio [B, T] or [T], got shape {tuple(audio.shape)}")
-    return audio.float()
 
 
 class MertEncoder(SemanticEncoder):
@@ -100,7 +93,7 @@ class MertEncoder(SemanticEncoder):
 
     def encode(self, audio: torch.Tensor) -> torch.Tensor:
         """Per-frame standardised ``hidden_states[layer]`` ``[B, frames, dim]`` of 24 kHz audio."""
-        audio = _as_batch(audio, self.name)
+        audio = as_mono_batch(audio, self.name)
         hop = math.prod(self._strides)
         if self.num_frames(audio.shape[-1]) < 1:
             raise ValueError(f"{self.name}: {audio.shape[-1]} samples is too short for one frame")
@@ -174,7 +167,7 @@ class DSPSemanticEncoder(SemanticEncoder):
 
     def encode(self, audio: torch.Tensor) -> torch.Tensor:
         """Features ``[B, frames, dim]``: each group standardised per frame, then the whole frame standardised."""
-        audio = _as_batch(audio, self.name)
+        audio = as_mono_batch(audio, self.name)
         power = self._power_frames(audio)
         mel_fb, chroma_fb, freqs = (t.to(audio.device) for t in _dsp_filters(self.n_mels))
         log_mel = torch.log(torch.clamp(mel_fb @ power.sqrt(), min=LOG_FLOOR))

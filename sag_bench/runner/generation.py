@@ -21,9 +21,9 @@ from sag_bench import registry
 from sag_bench.audio import save_audio
 from sag_bench.datasets.manifest import ClipDataset, ClipRecord
 from sag_bench.runner.spec import Spec, SystemSpec
+from sag_bench.seeding import derive_seed
 from sag_bench.store import read_json, write_json
 from sag_bench.systems.base import System
-from sag_bench.systems.randsong import clip_seed
 
 
 @dataclass
@@ -75,7 +75,7 @@ def generate_batch(system: System, dataset: ClipDataset, batch: list[ClipRecord]
     """Run one batch through the system; checks shape and finiteness of what comes back."""
     vocals = torch.from_numpy(np.stack([dataset.load(record).vocals for record in batch]))
     with torch.inference_mode():
-        output = system.generate(vocals, seed=clip_seed(seed, batch[0].id), clip_ids=[r.id for r in batch])
+        output = system.generate(vocals, seed=derive_seed(seed, batch[0].id), clip_ids=[r.id for r in batch])
     output = output.detach().float().cpu().numpy()
     if output.shape != vocals.shape:
         raise ValueError(f"generate returned shape {output.shape} for vocals of shape {tuple(vocals.shape)}")

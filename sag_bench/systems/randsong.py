@@ -7,7 +7,6 @@ depends only on (seed, clip id), so it is the same in any batch and after a resu
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -15,15 +14,11 @@ import numpy as np
 import torch
 
 from sag_bench.datasets.manifest import ClipDataset, ClipRecord
+from sag_bench.seeding import derive_seed
 from sag_bench.systems.base import System
 from sag_bench.systems.context import DatasetContext, require_clip_ids, stack
 
 PAPER_POOL_SIZE = 20_000  # FastSAG section 4.3
-
-
-def clip_seed(seed: int, clip_id: str) -> int:
-    """A 63-bit seed derived from a run seed and a clip id (stable across batches and processes)."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{clip_id}".encode()).digest()[:8], "little") >> 1
 
 
 class RandSong(System):
@@ -59,7 +54,7 @@ class RandSong(System):
         eligible = [record for record in self.pool if record.song != song]
         if not eligible:
             raise ValueError(f"randsong: the pool holds no accompaniment from a song other than {song!r}")
-        return eligible[np.random.default_rng(clip_seed(seed, clip_id)).integers(len(eligible))]
+        return eligible[np.random.default_rng(derive_seed(seed, clip_id)).integers(len(eligible))]
 
     def generate(self, vocals: torch.Tensor, seed: int, clip_ids: Sequence[str] | None = None) -> torch.Tensor:
         if self.context is None:

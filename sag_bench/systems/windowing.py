@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 import torch
 from tqdm import tqdm
 
-from sag_bench.training import step_seed
+from sag_bench.seeding import derive_seed
 
 WindowFn = Callable[[torch.Tensor, Sequence[int]], torch.Tensor]
 
@@ -53,7 +53,7 @@ def generate_windowed(fn: WindowFn, audio: torch.Tensor, window: int, overlap: i
     padded = torch.nn.functional.pad(audio, (0, max(0, window - length)))
     keys = [(row, k) for row in range(rows) for k in range(len(starts))]
     windows = torch.stack([padded[row, starts[k]: starts[k] + window] for row, k in keys])
-    seeds = [step_seed(seed, row, k) for row, k in keys]
+    seeds = [derive_seed(seed, row, k) for row, k in keys]
     chunks = range(0, len(keys), batch_size)
     outputs = torch.cat([fn(windows[i: i + batch_size], seeds[i: i + batch_size])
                          for i in tqdm(chunks, desc="windows", disable=len(chunks) < 2)])

@@ -27,7 +27,8 @@ from sag_bench.systems.singsong.checkpoint import (CONFIG_FILE, build_stage, loa
 from sag_bench.systems.singsong.config import N_COARSE, STAGES, SingSongConfig, load_preset
 from sag_bench.systems.singsong.tokenizer import (TOKENIZER_FILE, SingSongTokenizer, add_noise, fit_tokenizer,
                                                   load_tokenizer)
-from sag_bench.training import LoopSettings, load_checkpoint, save_checkpoint, step_seed, train_loop
+from sag_bench.seeding import derive_seed
+from sag_bench.training import LoopSettings, load_checkpoint, save_checkpoint, train_loop
 
 TOKENS_FILE = "tokens.pt"
 RUNS_DIR = "runs"
@@ -120,7 +121,7 @@ def tokenize_clips(tokenizer: SingSongTokenizer, config: SingSongConfig, dataset
             accompaniment = torch.from_numpy(pair.accompaniment)[None]
             codes = tokenizer.codes(accompaniment)[0]
             frames = codes.shape[-1]
-            noise = torch.Generator().manual_seed(step_seed(seed, index, rank=-2))
+            noise = torch.Generator().manual_seed(derive_seed(seed, index, -2))
             noisy = add_noise(vocals, config.noise_sigma, noise)
             tokens["vocal"].append(tokenizer.semantic_ids(noisy, frames)[0].short().cpu())
             tokens["semantic"].append(tokenizer.semantic_ids(accompaniment, frames)[0].short().cpu())
