@@ -36,6 +36,7 @@ N_MELS = 100
 F_MIN = 0.0
 F_MAX = 12_000.0
 LOG_CLAMP = 1e-5
+MEL_PADDING = (N_FFT - HOP_SIZE) // 2  # reflect padding on each side, then frames without centring
 MEL_FRAMES_PER_CLIP = 937
 
 # FastSAG eq. 13/14: log-mel values are mapped from [-12, 2] to [-1, 1].
@@ -216,9 +217,19 @@ def mel_basis(device: str | torch.device = "cpu") -> torch.Tensor:
     return _mel_basis(SAMPLE_RATE, str(device))[0]
 
 
+def framed_stft(padded: torch.Tensor) -> torch.Tensor:
+    """Complex STFT ``[B, 513, F]`` of already padded audio with the mel's framing (Hann 1024, hop 256, no centring).
+
+    The one definition of the framing, shared by :func:`mel_spectrogram` and the Griffin-Lim vocoder's iterations.
+    """
+    window = _mel_basis(SAMPLE_RATE, str(padded.device))[1]
+    return torch.stft(padded, N_FFT, hop_length=HOP_SIZE, win_length=WIN_SIZE, window=window, center=False,
+                      normalized=False, onesided=True, return_complex=True)
+
+
 def mel_frames(num_samples: int) -> int:
     """Mel frames for ``num_samples`` at 24 kHz (937 for 10 s)."""
-    padded = num_samples + (N_FFT - HOP_SIZE)
+    padded = num_samples + 2 * MEL_PADDING
     return (padded - N_FFT) // HOP_SIZE + 1
 
 
@@ -230,13 +241,10 @@ def mel_spectrogram(audio: torch.Tensor) -> torch.Tensor:
     """
     if audio.dim() == 1:
         audio = audio[None]
-    basis, window = _mel_basis(SAMPLE_RATE, str(audio.device))
-    padding = (N_FFT - HOP_SIZE) // 2
-    padded = torch.nn.functional.pad(audio[:, None], (padding, padding), mode="reflect")[:, 0]
-    spec = torch.stft(padded, N_FFT, hop_length=HOP_SIZE, win_length=WIN_SIZE, window=window, center=False,
-                      normalized=False, onesided=True, return_complex=True)
+    padded = torch.nn.functional.pad(audio[:, None], (MEL_PADDING, MEL_PADDING), mode="reflect")[:, 0]
+    spec = framed_stft(padded)
     magnitude = torch.sqrt(spec.real.pow(2) + spec.imag.pow(2) + 1e-9)
-    return torch.log(torch.clamp(basis @ magnitude, min=LOG_CLAMP))
+    return torch.log(torch.clamp(mel_basis(audio.device) @ magnitude, min=LOG_CLAMP))
 
 
 def normalise_mel(mel: torch.Tensor) -> torch.Tensor:

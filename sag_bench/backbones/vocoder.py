@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from sag_bench.audio import HOP_SIZE, N_FFT, N_MELS, WIN_SIZE, mel_basis
+from sag_bench.audio import HOP_SIZE, MEL_PADDING, N_FFT, N_MELS, WIN_SIZE, framed_stft, mel_basis
 from sag_bench.backbones.base import Vocoder
 from sag_bench.backbones.hub import weights_missing
 
@@ -20,8 +20,6 @@ GRIFFIN_LIM_MOMENTUM = 0.99
 # Multiplicative non-negative least-squares refinements (Lee & Seung 2001) of the pseudo-inverse magnitude.
 NNLS_ITERS = 16
 NNLS_EPS = 1e-10
-# The mel framing: reflect padding of (n_fft - hop) / 2 on each side, then frames without centring.
-PADDING = (N_FFT - HOP_SIZE) // 2
 
 
 def _check_mel(mel: torch.Tensor, who: str) -> torch.Tensor:
@@ -90,11 +88,6 @@ def mel_to_magnitude(mel: torch.Tensor, iters: int = NNLS_ITERS) -> torch.Tensor
     return magnitude
 
 
-def _stft(padded: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
-    return torch.stft(padded, N_FFT, hop_length=HOP_SIZE, win_length=WIN_SIZE, window=window, center=False,
-                      onesided=True, return_complex=True)
-
-
 def _fold(frames: torch.Tensor) -> torch.Tensor:
     """Overlap-add ``[B, 1024, F]`` frames at hop 256 into ``[B, 256 (F - 1) + 1024]`` samples."""
     length = HOP_SIZE * (frames.shape[-1] - 1) + N_FFT
@@ -103,7 +96,7 @@ def _fold(frames: torch.Tensor) -> torch.Tensor:
 
 
 def _overlap_add(spec: torch.Tensor, window: torch.Tensor, envelope: torch.Tensor) -> torch.Tensor:
-    """Least-squares inverse of :func:`_stft`: windowed overlap-add divided by the squared-window ``envelope``."""
+    """Least-squares inverse of :func:`sag_bench.audio.framed_stft`: windowed overlap-add divided by the squared-window ``envelope``."""
     return _fold(torch.fft.irfft(spec, n=N_FFT, dim=1) * window[None, :, None]) / envelope
 
 
@@ -132,11 +125,11 @@ class GriffinLimVocoder(Vocoder):
         previous = torch.zeros_like(angles)
         blend = GRIFFIN_LIM_MOMENTUM / (1.0 + GRIFFIN_LIM_MOMENTUM)
         for _ in range(self.n_iter):
-            rebuilt = _stft(_overlap_add(magnitude * angles, window, envelope), window)
+            rebuilt = framed_stft(_overlap_add(magnitude * angles, window, envelope))
             angles = torch.sgn(rebuilt - blend * previous)
             previous = rebuilt
         padded = _overlap_add(magnitude * angles, window, envelope)
-        return padded[:, PADDING : PADDING + HOP_SIZE * mel.shape[-1]]
+        return padded[:, MEL_PADDING : MEL_PADDING + HOP_SIZE * mel.shape[-1]]
 
     def describe(self) -> dict[str, object]:
         """Name, implementation and settings."""
