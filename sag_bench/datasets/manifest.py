@@ -86,6 +86,10 @@ class ClipDataset:
         """The splits present, sorted."""
         return sorted({c.get("split", "") for c in self.manifest["clips"]})
 
+    def load_vocals(self, record: ClipRecord) -> np.ndarray:
+        """Only the vocals of one clip (what a system's input needs), at the dataset's sample rate."""
+        return load_audio(record.vocals, self.sample_rate)
+
     def load(self, record: ClipRecord) -> ClipPair:
         """Load one clip pair at the dataset's sample rate."""
         return ClipPair(id=record.id, song=record.song, split=record.split,

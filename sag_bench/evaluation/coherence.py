@@ -18,7 +18,6 @@ features and an agreement of features, so true and shuffled pairings of a set re
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch
 from tqdm import tqdm
 
 from sag_bench.audio import resample
+from sag_bench.store import sha256_bytes
 
 ANALYSIS_SR = 16_000  # CREPE's rate; every feature is computed at it
 HOP = 320  # 20 ms frames at 16 kHz (divisible by 2^6 for a 7-octave CQT)
@@ -207,7 +207,7 @@ def score_pairs(pairs: Iterable[tuple[np.ndarray, np.ndarray, int]], measures: S
     for vocals, accompaniment, sample_rate in tqdm(list(pairs), desc="coherence", unit="pair"):
         vocals, accompaniment = _trim(_at_analysis_rate(vocals, sample_rate),
                                       _at_analysis_rate(accompaniment, sample_rate))
-        digest = hashlib.sha256(np.ascontiguousarray(vocals).tobytes()).hexdigest()
+        digest = sha256_bytes(np.ascontiguousarray(vocals).tobytes())
         for measure in chosen:
             key = (measure.name, digest)
             if key not in cache:

@@ -7,7 +7,6 @@ identical answer sent again is accepted as a no-op (idempotent re-submission), a
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import secrets
@@ -18,6 +17,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+
+from sag_bench.store import sha256_bytes
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS raters (
@@ -56,11 +57,7 @@ class Rater:
 
     def owns(self, token: str) -> bool:
         """True when ``token`` is the secret token issued to this rater (constant-time comparison)."""
-        return hmac.compare_digest(self.token_sha256, _sha256(token))
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+        return hmac.compare_digest(self.token_sha256, sha256_bytes(token.encode()))
 
 
 class RatingStore:
@@ -100,7 +97,7 @@ class RatingStore:
         def insert(db: sqlite3.Connection) -> int:
             index = db.execute("SELECT COALESCE(MAX(idx), -1) + 1 FROM raters").fetchone()[0]
             db.execute("INSERT INTO raters (id, idx, token_sha256, external_id, user_agent, items, created) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?)", (rater_id, index, _sha256(token), external_id, user_agent,
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)", (rater_id, index, sha256_bytes(token.encode()), external_id, user_agent,
                                                        json.dumps(assign(index)), time.time()))
             return index
 

@@ -73,7 +73,7 @@ def batches(records: list[ClipRecord], size: int) -> list[list[ClipRecord]]:
 
 def generate_batch(system: System, dataset: ClipDataset, batch: list[ClipRecord], seed: int) -> np.ndarray:
     """Run one batch through the system; checks shape and finiteness of what comes back."""
-    vocals = torch.from_numpy(np.stack([dataset.load(record).vocals for record in batch]))
+    vocals = torch.from_numpy(np.stack([dataset.load_vocals(record) for record in batch]))
     with torch.inference_mode():
         output = system.generate(vocals, seed=derive_seed(seed, batch[0].id), clip_ids=[r.id for r in batch])
     output = output.detach().float().cpu().numpy()

@@ -51,26 +51,28 @@ def mix_path(root: Path, key: str, clip_id: str) -> Path:
 
 
 def write_mixes(spec: Spec, root: Path, dataset: ClipDataset, records: list[ClipRecord], keys: list[str]) -> None:
-    """Reference mixes and each system's eval mixes (protocol of the papers), skipping those already written."""
+    """Reference mixes and each system's eval mixes (protocol of the papers), skipping those already written.
+
+    Each clip is decoded (and its vocals degraded) once, then mixed for every system that still lacks its mix.
+    """
     from sag_bench.evaluation.protocol import eval_mix, reference_mix
 
-    todo = [(key, record) for key in [REFERENCE, *keys] for record in records
-            if not mix_path(root, key, record.id).is_file()]
+    missing = {record.id: [key for key in [REFERENCE, *keys] if not mix_path(root, key, record.id).is_file()]
+               for record in records}
+    todo = [record for record in records if missing[record.id]]
     if not todo:
         return
     degrade = degrader(spec.protocol.degrade, spec.device)
-    vocals_cache: dict[str, np.ndarray] = {}
-    for key, record in tqdm(todo, desc="mixes", unit="clip"):
+    for record in tqdm(todo, desc="mixes", unit="clip"):
         pair = dataset.load(record)
-        if record.id not in vocals_cache:
-            vocals_cache[record.id] = degrade(pair.vocals) if degrade else pair.vocals
-        vocals = vocals_cache[record.id]
-        if key == REFERENCE:
-            mixed = reference_mix(vocals, pair.accompaniment, gain=spec.protocol.gain, degrade=degrade)
-        else:
-            generated = load_audio(SystemRun(root, key).output(record.id), dataset.sample_rate)
-            mixed = eval_mix(vocals, generated, gain=spec.protocol.gain)
-        save_audio(mix_path(root, key, record.id), mixed, dataset.sample_rate)
+        vocals = degrade(pair.vocals) if degrade else pair.vocals
+        for key in missing[record.id]:
+            if key == REFERENCE:
+                mixed = reference_mix(vocals, pair.accompaniment, gain=spec.protocol.gain, degrade=degrade)
+            else:
+                generated = load_audio(SystemRun(root, key).output(record.id), dataset.sample_rate)
+                mixed = eval_mix(vocals, generated, gain=spec.protocol.gain)
+            save_audio(mix_path(root, key, record.id), mixed, dataset.sample_rate)
 
 
 def measure_system_rtf(spec: Spec, root: Path, key: str, system: System, dataset: ClipDataset,
@@ -81,7 +83,7 @@ def measure_system_rtf(spec: Spec, root: Path, key: str, system: System, dataset
     target = SystemRun(root, key)
     if spec.rtf.clips <= 0 or target.rtf_path.is_file():
         return
-    clips = [dataset.load(record).vocals for record in records[: spec.rtf.clips]]
+    clips = [dataset.load_vocals(record) for record in records[: spec.rtf.clips]]
     result = measure_rtf(system, clips, warmup=spec.rtf.warmup, batch_size=spec.rtf.batch_size, seed=spec.seed,
                          device=spec.device, clip_ids=[record.id for record in records[: spec.rtf.clips]])
     write_json(target.rtf_path, result.to_dict())
@@ -114,13 +116,19 @@ def score_coherence(spec: Spec, root: Path, dataset: ClipDataset, records: list[
     from sag_bench.evaluation.coherence import score_pairs
 
     rows = []
-    vocal_cache: dict = {}  # the same vocals under every system: their features are computed once
+    vocals: dict[str, np.ndarray] = {}  # the same vocals under every system: decoded once ...
+    vocal_cache: dict = {}  # ... and their features computed once
+
+    def vocals_of(record: ClipRecord) -> np.ndarray:
+        if record.id not in vocals:
+            vocals[record.id] = dataset.load_vocals(record)
+        return vocals[record.id]
+
     for key in tqdm(keys, desc="coherence", unit="system"):
         path = root / "coherence" / f"{key}.json"
         if not path.is_file():
-            pairs = [(dataset.load(record).vocals, load_audio(SystemRun(root, key).output(record.id),
-                                                              dataset.sample_rate), dataset.sample_rate)
-                     for record in records]
+            pairs = [(vocals_of(record), load_audio(SystemRun(root, key).output(record.id), dataset.sample_rate),
+                      dataset.sample_rate) for record in records]
             scores = score_pairs(pairs, vocal_cache=vocal_cache)
             write_json(path, {measure: list(map(float, values)) for measure, values in scores.items()})
         for measure, values in read_json(path).items():
