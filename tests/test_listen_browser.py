@@ -110,3 +110,30 @@ def test_headless_chromium_completes_a_session_with_a_reload_midway(small_study,
     assert by_item[trap.id] == 2 and sum("Attention check" in p for p in prompts) == 1
     assert [c for _, _, c, _ in ratings].count("in tune") == 1
     print(f"\nbrowser session: {len(ratings)} ratings stored, headphone check {correct}/{total}, code {code}")
+
+
+def test_a_saved_session_the_server_refuses_is_never_dropped_silently(small_study, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    key = "sag-bench-session/" + Study.open(small_study).spec["study_id"]
+    port = free_port()
+    server = start_server(small_study, port, tmp_path / "server.log")
+    try:
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM))
+            page = browser.new_page()
+            page.goto(f"http://{LOOPBACK}:{port}/")
+            page.wait_for_selector("#page-welcome:not([hidden])", timeout=10_000)
+            saved = '{"rater_id": "gone-rater", "token": "t", "pending": {"item_id": "i1", "score": 3}}'
+            page.evaluate("([k, v]) => localStorage.setItem(k, v)", [key, saved])
+            page.reload()
+            page.wait_for_selector("#problem:not([hidden])", timeout=10_000)
+            assert "does not accept" in page.inner_text("#problem-text")
+            assert page.evaluate("k => localStorage.getItem(k)", key) == saved  # kept while the rater decides
+            page.click("#problem-actions button:has-text('Start a new session')")
+            page.wait_for_selector("#page-welcome:not([hidden])", timeout=10_000)
+            kept = page.evaluate("() => Object.keys(localStorage).filter(k => k.includes('/set-aside/'))"
+                                 ".map(k => localStorage.getItem(k))")
+            assert kept == [saved] and page.evaluate("k => localStorage.getItem(k)", key) is None
+            browser.close()
+    finally:
+        stop_server(server)

@@ -179,7 +179,8 @@ def test_cli_build_then_analyze_end_to_end(run_dir, tmp_path, capsys):
                 # The synthetic systems are ordered by quality: groundtruth > fastsag > randsong.
                 score = {"groundtruth": 5, "fastsag": 3 + rater % 2, "randsong": 1 + rater % 2}.get(item.system)
                 score = score or item.expected[0]
-                client.post(f"/api/sessions/{session['rater_id']}/ratings", json={"item_id": item.id, "score": score, "plays": 1},
+                client.post(f"/api/sessions/{session['rater_id']}/ratings",
+                            json={"item_id": item.id, "score": score, "plays": 1},
                             headers=headers)
     assert cli.main(["listen", "analyze", str(out), "--bootstrap", "200"]) == 0
     printed = capsys.readouterr().out

@@ -160,7 +160,8 @@ class RatingStore:
             return None
 
         if not self.marker.exists():  # before any token can be acknowledged
-            atomic_write_text(self.marker, f"sessions issued since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n")
+            since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            atomic_write_text(self.marker, f"sessions issued since {since}\n")
         known = self._write(insert)
         rater = self.rater(known or rater_id)
         if rater is None:
