@@ -63,7 +63,8 @@ def test_mert_missing_weights_message(tmp_path, monkeypatch):
 
 
 def test_describe_records_implementation(tiny_mert):
-    assert tiny_mert.describe() == {"name": "mert-v1-95m", "offline": False, "weights": None, "layer": 2, "dim": 32}
+    assert tiny_mert.describe() == {"name": "mert-v1-95m", "offline": False, "weights": None, "layer": 2, "dim": 32,
+                                    "normalize_input": False}
     assert DSPSemanticEncoder(dim=64).describe() == {"name": "dsp-semantic", "offline": True, "weights": None,
                                                      "dim": 64, "n_mels": 47}
 
@@ -118,3 +119,18 @@ def test_mert_loads_a_saved_checkpoint_through_the_real_loader(tiny_mert, tmp_pa
     audio = torch.randn(1, SR) * 0.1
     assert torch.allclose(loaded.encode(audio), tiny_mert.encode(audio), atol=1e-5)
     assert loaded.describe()["weights"] == str(tmp_path)
+
+
+def test_mert_normalize_input_is_the_feature_extractors_standardisation():
+    from transformers import Wav2Vec2FeatureExtractor
+
+    torch.manual_seed(0)
+    plain = MertEncoder(layer=2, config=tiny_hubert_config())
+    normalising = MertEncoder(layer=2, config=tiny_hubert_config(), normalize_input=True)
+    normalising.model.load_state_dict(plain.model.state_dict())
+    audio = 0.2 * torch.randn(2, SR) + 0.05
+    extractor = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SR, do_normalize=True)
+    standardised = torch.from_numpy(extractor(list(audio.numpy()), sampling_rate=SR,
+                                              return_tensors="np")["input_values"]).float()
+    assert torch.allclose(normalising.encode(audio), plain.encode(standardised), atol=1e-4)
+    assert normalising.describe()["normalize_input"] and not plain.describe()["normalize_input"]

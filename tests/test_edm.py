@@ -82,6 +82,29 @@ def test_network_calls_and_fixed_seed_determinism():
         edm.sample(net, mu, mask, sampler="dpm")
 
 
+def test_authors_schedule_has_one_more_level_and_call():
+    """The authors' code: ``steps + 1`` levels from sigma_max to sigma_min spaced by i / steps, then 0."""
+    sigmas = edm.schedule_sigmas(50, "fastsag-code")
+    assert len(sigmas) == 52 and sigmas[-1] == 0
+    assert sigmas[0].item() == pytest.approx(edm.SIGMA_MAX) and sigmas[50].item() == pytest.approx(edm.SIGMA_MIN)
+    i = 25
+    expected = (edm.SIGMA_MAX ** (1 / 7) + i / 50 * (edm.SIGMA_MIN ** (1 / 7) - edm.SIGMA_MAX ** (1 / 7))) ** 7
+    assert sigmas[i].item() == pytest.approx(expected, rel=1e-12)
+    assert torch.equal(edm.schedule_sigmas(50), edm.karras_sigmas(50))
+    calls = []
+
+    def net(x_in, mu, mask, c_noise):
+        calls.append(1)
+        return torch.tanh(x_in + mu)
+
+    mu, mask = torch.randn(1, 4, 8), torch.ones(1, 1, 8)
+    edm.sample(net, mu, mask, steps=6, schedule="fastsag-code", generator=torch.Generator().manual_seed(3))
+    assert len(calls) == edm.network_calls(6, "euler", "fastsag-code") == 7
+    assert edm.network_calls(50, "euler", "fastsag-code") == 51 and edm.network_calls(50, "euler") == 50
+    with pytest.raises(ValueError, match="schedule"):
+        edm.sample(net, mu, mask, schedule="linear")
+
+
 def test_training_loss_is_zero_for_the_oracle_and_masks_padding():
     x0 = torch.randn(3, 4, 8)
     mask = torch.ones(3, 1, 8)

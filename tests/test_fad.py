@@ -191,3 +191,52 @@ def test_fad_command_prints_score_and_json(tmp_path: Path, capsys: pytest.Captur
     assert record["n_eval_frames"] == 63 and record["score"] > 0 and record["embedder"] == "dsp-spectral"
     assert main(["fad", "--embedder", "dsp-spectral", str(tmp_path / "missing"), str(tmp_path / "eval")]) == 2
     assert "missing: not a folder" in capsys.readouterr().err
+
+
+def _random_clips(rng: np.random.Generator, clips: int, frames: int, shift: float) -> list[np.ndarray]:
+    """Clips of 6-d frames around a per-clip centre (clips differ, as songs do)."""
+    return [rng.standard_normal((frames, 6)) + shift + 0.5 * rng.standard_normal(6) for _ in range(clips)]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_paired_bootstrap_ci_contains_the_estimate_on_random_data(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    ref, evaluated = _random_clips(rng, 12, 20, 0.0), _random_clips(rng, 12, 20, 0.3)
+    stats = [fad.GaussianStats.of(np.concatenate(clips)) for clips in (ref, evaluated)]
+    estimate = fad.frechet_distance(stats[0].mu, stats[0].cov, stats[1].mu, stats[1].cov)
+    low, high = fad.bootstrap_ci(fad.ClipMoments.of(ref), fad.ClipMoments.of(evaluated), 200, seed)
+    assert low < estimate < high
+    # sets of different sizes are drawn each on their own, and the interval still brackets the estimate
+    low, high = fad.bootstrap_ci(fad.ClipMoments.of(ref[:9]), fad.ClipMoments.of(evaluated), 200, seed)
+    short = fad.GaussianStats.of(np.concatenate(ref[:9]))
+    assert low < fad.frechet_distance(short.mu, short.cov, stats[1].mu, stats[1].cov) < high
+
+
+def test_paired_bootstrap_moves_the_reference_and_is_zero_for_identical_sets() -> None:
+    rng = np.random.default_rng(3)
+    ref = fad.ClipMoments.of(_random_clips(rng, 10, 20, 0.0))
+    assert fad.bootstrap_ci(ref, ref, 100, seed=0) == pytest.approx((0.0, 0.0), abs=1e-9)
+    # resampling the evaluated set alone against a fixed reference would not give 0 for identical sets
+    assert fad.bootstrap_scores(ref, ref, 50, seed=0).max() < 1e-9
+
+
+def test_split_half_floor_is_positive_on_real_variation_and_zero_without() -> None:
+    rng = np.random.default_rng(4)
+    varied = _random_clips(rng, 16, 20, 0.0)
+    scores = fad.split_half_scores(varied, seed=1, splits=10)
+    assert len(scores) == 10 and scores.min() > 0.05
+    assert np.array_equal(scores, fad.split_half_scores(varied, seed=1, splits=10))
+    assert not np.array_equal(scores, fad.split_half_scores(varied, seed=2, splits=10))
+    same = [varied[0]] * 8
+    assert fad.split_half_scores(same, seed=1, splits=5).max() < 1e-9
+    with pytest.raises(ValueError, match="at least 4"):
+        fad.split_half_scores(varied[:3], seed=0)
+
+
+def test_score_floor_reads_files_through_the_cache(tmp_path: Path) -> None:
+    ref = write_gaussian_clips(tmp_path / "ref", np.zeros(4), np.full(4, 0.1), clips=8, frames=100, seed=1)
+    result = fad.score_floor(ref, FrameEmbedder(4), tmp_path / "cache", splits=6, seed=3)
+    direct = fad.split_half_scores(fad.embed_files(ref, FrameEmbedder(4), tmp_path / "cache"), seed=3, splits=6)
+    assert result.score == pytest.approx(direct.mean()) and result.low <= result.score <= result.high
+    assert (result.clips_per_half, result.n_ref_clips, result.splits) == (4, 8, 6) and result.score > 0
+    assert "split-half" in result.to_dict()["definition"]

@@ -56,7 +56,7 @@ def test_checkpoint_of_another_variant_or_kind_is_a_clear_error(tmp_path):
     with pytest.raises(UserError, match="checkpoint is fastsag-interpolate, but fastsag-mel was asked for"):
         registry.build("systems", "fastsag-mel", checkpoint=path)
     torch.save({"weights": 1}, tmp_path / "other.pt")
-    with pytest.raises(UserError, match="other.pt: not a FastSAG checkpoint"):
+    with pytest.raises(UserError, match="other.pt: neither a sag-bench FastSAG checkpoint .* nor the authors"):
         registry.build("systems", "fastsag", checkpoint=tmp_path / "other.pt")
     with pytest.raises(UserError, match="needs checkpoint=PATH"):
         registry.build("systems", "fastsag-no-norm")

@@ -1,9 +1,11 @@
 """Semantic encoders: MERT-v1-95M (real) and a DSP stand-in on exactly MERT's frame grid (offline).
 
 Both take mono 24 kHz audio ``[B, T]`` (or ``[T]``) and return per-frame standardised features ``[B, frames, dim]``,
-749 frames per 10 s. Neither rescales its input (FastSAG min-max rescales first with
-:func:`sag_bench.audio.rescale_for_features`); MERT-v1 needs no clip standardisation of its own, since its first
-convolution is followed by a per-channel group norm over time, which removes input gain and offset.
+749 frames per 10 s. Neither rescales its input by default (FastSAG min-max rescales first with
+:func:`sag_bench.audio.rescale_for_features` and feeds MERT directly). ``MertEncoder(normalize_input=True)`` does
+what MERT's own feature extractor does (``do_normalize`` in its preprocessor config): each clip standardised to zero
+mean and unit variance before the model (SingSong's paper preset). Its effect is small: MERT-v1's first convolution
+is followed by a per-channel group norm over time, which removes input gain and offset up to the norm's epsilon.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ MERT_FRAME_RATE = 75.0
 # FastSAG section 3.1 / open-musiclm: MERT-v1-95M hidden_states[7], each frame standardised over its dims.
 MERT_LAYER = 7
 MERT_HUB_ID = "m-a-p/MERT-v1-95M"
+# Wav2Vec2FeatureExtractor (MERT's preprocessor, do_normalize): (x - mean) / sqrt(var + 1e-7) per clip.
+MERT_NORMALIZE_EPS = 1e-7
 
 
 def conv_frames(num_samples: int, kernels: tuple[int, ...] = MERT_CONV_KERNELS,
@@ -41,6 +45,13 @@ def conv_frames(num_samples: int, kernels: tuple[int, ...] = MERT_CONV_KERNELS,
     return length
 
 
+def standardise_clips(audio: torch.Tensor, eps: float = MERT_NORMALIZE_EPS) -> torch.Tensor:
+    """Each row of ``[B, T]`` to zero mean and unit variance, ``(x - mean) / sqrt(var + eps)`` (MERT's extractor)."""
+    mean = audio.mean(dim=-1, keepdim=True)
+    var = audio.var(dim=-1, keepdim=True, unbiased=False)
+    return (audio - mean) / torch.sqrt(var + eps)
+
+
 def standardise_frames(features: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Standardise every frame of ``[..., dim]`` features to zero mean and unit variance over its dims."""
     return torch.nn.functional.layer_norm(features, features.shape[-1:], eps=eps)
@@ -54,11 +65,13 @@ class MertEncoder(SemanticEncoder):
     offline = False
     frame_rate = MERT_FRAME_RATE
 
-    def __init__(self, weights: str = MERT_HUB_ID, layer: int = MERT_LAYER, config: Any = None) -> None:
+    def __init__(self, weights: str = MERT_HUB_ID, layer: int = MERT_LAYER, config: Any = None,
+                 normalize_input: bool = False) -> None:
         """Load ``weights`` (hub id or folder) from the local cache, or build a random model from a ``HubertConfig``.
 
         ``config`` gives the real architecture at any size with random weights (tests); ``layer`` indexes
-        ``hidden_states`` (0 = projected conv features, i = output of transformer layer i).
+        ``hidden_states`` (0 = projected conv features, i = output of transformer layer i); ``normalize_input``
+        standardises each clip first, as MERT's feature extractor does.
         """
         from transformers import HubertModel
 
@@ -78,6 +91,7 @@ class MertEncoder(SemanticEncoder):
             raise ValueError(f"layer {layer} out of range: the model has {model.config.num_hidden_layers} layers")
         self.model = model.eval()
         self.layer = layer
+        self.normalize_input = bool(normalize_input)
         self.dim = model.config.hidden_size
         self._kernels = tuple(model.config.conv_kernel)
         self._strides = tuple(model.config.conv_stride)
@@ -97,6 +111,8 @@ class MertEncoder(SemanticEncoder):
         hop = math.prod(self._strides)
         if self.num_frames(audio.shape[-1]) < 1:
             raise ValueError(f"{self.name}: {audio.shape[-1]} samples is too short for one frame")
+        if self.normalize_input:
+            audio = standardise_clips(audio)
         audio = audio[:, : audio.shape[-1] - audio.shape[-1] % hop]
         device = next(self.model.parameters()).device
         with torch.no_grad():
@@ -105,7 +121,8 @@ class MertEncoder(SemanticEncoder):
 
     def describe(self) -> dict[str, object]:
         """Name, implementation, weights and layer."""
-        return {**super().describe(), "weights": self.weights, "layer": self.layer, "dim": self.dim}
+        return {**super().describe(), "weights": self.weights, "layer": self.layer, "dim": self.dim,
+                "normalize_input": self.normalize_input}
 
 
 # Stand-in analysis: a 2048-point Hann window (85 ms, 11.7 Hz bins) centred on each MERT frame's 400-sample field.

@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--preset", help="chorales: size preset from datasets/presets.toml (tiny | full)")
     build.add_argument("--root", help="musdb18: MUSDB18 / MUSDB18-HQ folder (default: $MUSDB_PATH)")
     build.add_argument("--protocol", choices=["fastsag", "singsong"],
-                       help="clip filter: fastsag = vocals and accompaniment over -25 dB, singsong = vocals only")
+                       help="clip filter: fastsag = the authors' code (both stems' whole-clip RMS >= -21.7 dBFS), "
+                            "singsong = SingSong's text (vocals' peak-frame RMS > -25 dBFS)")
     build.add_argument("--vocals", choices=["isolated", "separated"], help="musdb18: vocal input variant")
     build.add_argument("--src", help="folder: folder of songs to separate")
     build.add_argument("--shard", help="folder: process songs i, i+N, ... (i/N, 0 <= i < N)")
@@ -82,6 +83,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 def run_info(args: argparse.Namespace) -> int:
     from sag_bench.cli import UserError
+    from sag_bench.datasets.clips import FILTERS, filter_counts
     from sag_bench.datasets.manifest import ClipDataset
 
     dataset = ClipDataset(args.dir)
@@ -92,6 +94,11 @@ def run_info(args: argparse.Namespace) -> int:
         songs = len({record.song for record in records})
         print(f"  {split or '(none)':<10} {len(records):>6} clips  {songs:>5} songs  "
               f"{len(records) * clip_seconds / 60:.1f} min")
+    counts = filter_counts((pair.vocals, pair.accompaniment) for pair in map(dataset.load, dataset.records()))
+    print("  kept by each clip filter (measured on the stored 24 kHz clips): "
+          + ", ".join(f"{name} {count}" for name, count in counts.items()) + f" of {len(dataset.records())}")
+    for name in counts:
+        print(f"    {name}: {FILTERS[name].rule}")
     if args.verify:
         bad = dataset.verify()
         if bad:

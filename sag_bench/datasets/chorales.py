@@ -21,7 +21,7 @@ from typing import Any, Iterable
 import numpy as np
 from tqdm import tqdm
 
-from sag_bench.audio import CLIP_SAMPLES, RMS_THRESHOLD_DB, SAMPLE_RATE, clip_offsets
+from sag_bench.audio import CLIP_SAMPLES, SAMPLE_RATE, clip_offsets
 from sag_bench.datasets.clips import CLIPS_DIR, Window, dataset_config, select_windows, write_clip
 from sag_bench.datasets.clips import preset as preset_table
 from sag_bench.datasets.manifest import DatasetError, write_manifest
@@ -208,7 +208,7 @@ def render_chorale(chorale: Chorale, split: str, transposition: int, seed: int, 
     vocals = (vocals * scale).astype(np.float32)
     accompaniment = (accompaniment * scale).astype(np.float32)
     chosen = set(starts)
-    windows = [window for window in select_windows(vocals, accompaniment, "fastsag", RMS_THRESHOLD_DB)
+    windows = [window for window in select_windows(vocals, accompaniment, "peak-both")
                if window.start in chosen]
     extra = {"source": chorale.source, "transposition": transposition, "tempo_bpm": round(bpm, 2),
              "programs": programs, "style": style_name, "vocals_variant": "bleed" if bleed_db is not None else "clean",

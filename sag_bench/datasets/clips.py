@@ -1,39 +1,74 @@
-"""Shared by every builder: the papers' clip-selection protocols, writing one clip pair, and presets.
+"""Shared by every builder: the papers' clip-selection filters, writing one clip pair, and presets.
 
 A clip is a 10 s, non-overlapping window of a (vocals, accompaniment) pair at 24 kHz. Which windows are kept
-depends on the protocol (see :data:`PROTOCOLS`).
+depends on the protocol's filter (see :data:`FILTERS`).
 """
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from sag_bench.audio import CLIP_SAMPLES, SAMPLE_RATE, clip_offsets, peak_rms_db, save_audio
+from sag_bench.audio import CLIP_SAMPLES, RMS_THRESHOLD_DB, SAMPLE_RATE, clip_offsets, peak_rms_db, save_audio
 from sag_bench.datasets.manifest import DatasetError
 from sag_bench.store import sha256_file
-
-# Which stems must pass the -25 dB peak-RMS filter.
-# FastSAG section 4.1: vocals and accompaniment both (348 MUSDB18 test clips);
-# SingSong section 4: vocals only (778 MUSDB18 test clips).
-PROTOCOLS: dict[str, tuple[str, ...]] = {"fastsag": ("vocals", "accompaniment"), "singsong": ("vocals",)}
 
 CLIPS_DIR = "clips"
 PRESETS_FILE = Path(__file__).with_name("presets.toml")
 
 
+def clip_rms_db(audio: np.ndarray) -> float:
+    """RMS of the whole clip in dBFS (20 log10 RMS; silence floors at -120 dB)."""
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if len(audio) else 0.0
+    return 20.0 * float(np.log10(max(rms, 1e-6)))
+
+
+@dataclass(frozen=True)
+class ClipFilter:
+    """A clip-selection rule: the stems that must pass, the level measured on each, the threshold, and whether the
+    level is measured on the stems at their file rate (else at 24 kHz)."""
+
+    stems: tuple[str, ...]
+    level: Callable[[np.ndarray], float]
+    threshold_db: float
+    inclusive: bool
+    at_file_rate: bool
+    rule: str
+
+    def passes(self, levels: dict[str, float]) -> bool:
+        """True when every required stem's level meets the threshold."""
+        return all(levels[stem] >= self.threshold_db if self.inclusive else levels[stem] > self.threshold_db
+                   for stem in self.stems)
+
+
+# fastsag: the authors' preprocessing/clip_to_10s.py (reference facts): each stem mono at its file rate, whole-clip
+# RMS with 10 ln(RMS) >= -25 on both stems, i.e. RMS >= e^-2.5 = 20 log10(e^-2.5) = -21.71 dBFS (348 MUSDB18 test
+# clips in the paper). singsong: SingSong section 4, vocals' peak-frame RMS (2048 / 1024 frames) above -25 dBFS
+# (778 clips). peak-both: both stems' peak-frame RMS above -25 dBFS, the rule the synthetic chorales are cut with.
+FILTERS: dict[str, ClipFilter] = {
+    "fastsag": ClipFilter(("vocals", "accompaniment"), clip_rms_db, -50.0 / math.log(10.0), True, True,
+                          "vocals and accompaniment whole-clip RMS >= e^-2.5 (-21.71 dBFS), authors' code"),
+    "singsong": ClipFilter(("vocals",), peak_rms_db, RMS_THRESHOLD_DB, False, False,
+                           "vocals peak-frame RMS > -25 dBFS, SingSong paper"),
+    "peak-both": ClipFilter(("vocals", "accompaniment"), peak_rms_db, RMS_THRESHOLD_DB, False, False,
+                            "vocals and accompaniment peak-frame RMS > -25 dBFS"),
+}
+# Filters a dataset can be built with (peak-both is internal to the chorales builder).
+PROTOCOLS = ("fastsag", "singsong")
+
+
 @dataclass(frozen=True)
 class Window:
-    """One candidate 10 s window: its start sample and both stems' peak frame RMS in dBFS."""
+    """One kept 10 s window: its start sample and the levels (dBFS) its filter measured per required stem."""
 
     start: int
-    vocals_rms_db: float
-    accompaniment_rms_db: float
+    levels: dict[str, float]
 
 
 def check_protocol(protocol: str) -> str:
@@ -44,18 +79,28 @@ def check_protocol(protocol: str) -> str:
 
 
 def select_windows(vocals: np.ndarray, accompaniment: np.ndarray, protocol: str,
-                   threshold_db: float, clip_samples: int = CLIP_SAMPLES) -> list[Window]:
-    """Non-overlapping full windows of an aligned pair whose stems named by ``protocol`` exceed ``threshold_db``."""
-    required = PROTOCOLS[check_protocol(protocol)]
-    length = min(len(vocals), len(accompaniment))
+                   clip_samples: int = CLIP_SAMPLES) -> list[Window]:
+    """Non-overlapping full windows (from the start) of an aligned pair that pass ``protocol``'s filter
+    (:data:`FILTERS`); ``clip_samples`` is 10 s at the rate of the arrays given."""
+    if protocol not in FILTERS:
+        raise DatasetError(f"unknown clip filter {protocol!r}; known: {', '.join(FILTERS)}")
+    rule = FILTERS[protocol]
+    stems = {"vocals": vocals, "accompaniment": accompaniment}
     kept = []
-    for start in clip_offsets(length, clip_samples):
-        window = Window(start, peak_rms_db(vocals[start:start + clip_samples]),
-                        peak_rms_db(accompaniment[start:start + clip_samples]))
-        levels = {"vocals": window.vocals_rms_db, "accompaniment": window.accompaniment_rms_db}
-        if all(levels[stem] > threshold_db for stem in required):
-            kept.append(window)
+    for start in clip_offsets(min(len(vocals), len(accompaniment)), clip_samples):
+        levels = {stem: rule.level(stems[stem][start:start + clip_samples]) for stem in rule.stems}
+        if rule.passes(levels):
+            kept.append(Window(start, levels))
     return kept
+
+
+def filter_counts(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict[str, int]:
+    """How many (vocals, accompaniment) clips pass each filter of :data:`PROTOCOLS`."""
+    counts = dict.fromkeys(PROTOCOLS, 0)
+    for vocals, accompaniment in pairs:
+        for name in PROTOCOLS:
+            counts[name] += len(select_windows(vocals, accompaniment, name, min(len(vocals), len(accompaniment))))
+    return counts
 
 
 def write_clip(root: Path, clip_id: str, song: str, split: str, window: Window, vocals: np.ndarray,

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sag_bench.audio import CLIP_SAMPLES, RMS_THRESHOLD_DB, SAMPLE_RATE, AudioError, load_audio_channels
+from sag_bench.audio import CLIP_SAMPLES, SAMPLE_RATE, AudioError, load_audio_channels
 from sag_bench.backbones.base import Separator
 from sag_bench.datasets.clips import check_protocol, select_windows, write_clip
 from sag_bench.datasets.manifest import DatasetError, write_manifest
@@ -82,7 +82,7 @@ def separate_song(root: Path, path: Path, song: str, separator: Separator, proto
     vocals, accompaniment = (stem.numpy() for stem in separator.separate(torch.from_numpy(mixture), SAMPLE_RATE))
     return [write_clip(root, f"{song}-{window.start // CLIP_SAMPLES:03d}", song, "", window, vocals, accompaniment,
                        vocals_variant="separated")
-            for window in select_windows(vocals, accompaniment, protocol, RMS_THRESHOLD_DB)]
+            for window in select_windows(vocals, accompaniment, protocol)]
 
 
 def split_songs(song_clips: dict[str, int], test_clips: int, seed: int) -> set[str]:

@@ -3,7 +3,8 @@
 Clips are the non-overlapping 10 s windows of each track. Which windows are kept is chosen on the isolated
 stems, so both vocal variants cover the same clips:
 
-* protocol ``fastsag``: vocals and accompaniment both over -25 dB; ``singsong``: vocals only.
+* protocol ``fastsag``: the authors' code (both stems' whole-clip RMS >= e^-2.5, about -21.7 dBFS, measured on
+  the mono stems at the file rate); ``singsong``: vocals' peak-frame RMS over -25 dBFS (see ``clips.FILTERS``).
 * vocals ``isolated``: the ground-truth vocal stem (FAD_i); ``separated``: vocals Demucs separates from the
   mixture (FAD_s). The accompaniment reference is always the ground-truth accompaniment.
 
@@ -21,9 +22,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sag_bench.audio import CLIP_SAMPLES, RMS_THRESHOLD_DB, SAMPLE_RATE, resample
+from sag_bench.audio import CLIP_SAMPLES, CLIP_SECONDS, SAMPLE_RATE, resample
 from sag_bench.backbones.base import Separator
-from sag_bench.datasets.clips import check_protocol, select_windows, write_clip
+from sag_bench.datasets.clips import FILTERS, Window, check_protocol, select_windows, write_clip
 from sag_bench.datasets.manifest import DatasetError, write_manifest
 
 # Clip counts the papers report for the MUSDB18 test set (FastSAG section 4.1; SingSong section 4).
@@ -50,8 +51,20 @@ def find_root(root: str | Path | None, subset: str) -> tuple[Path, bool]:
     raise DatasetError(f"{folder}: no MUSDB18 tracks: {hint}")
 
 
-def _mono_24k(audio: np.ndarray, rate: int) -> np.ndarray:
-    return resample(np.asarray(audio, dtype=np.float64).mean(axis=1).astype(np.float32), rate, SAMPLE_RATE)
+def _mono(audio: np.ndarray) -> np.ndarray:
+    return np.asarray(audio, dtype=np.float64).mean(axis=1).astype(np.float32)
+
+
+def kept_windows(native: tuple[np.ndarray, np.ndarray], rate: int, stems: tuple[np.ndarray, np.ndarray],
+                 protocol: str) -> list[Window]:
+    """The 10 s windows of the 24 kHz mono ``stems`` (vocals, accompaniment) that ``protocol`` keeps, measured on
+    the ``native`` mono stems at file ``rate`` or on ``stems``, as :data:`FILTERS` says (starts in 24 kHz samples)."""
+    if not FILTERS[protocol].at_file_rate:
+        return select_windows(*stems, protocol)
+    windows = select_windows(*native, protocol, int(round(CLIP_SECONDS * rate)))
+    length = min(len(stem) for stem in stems)
+    return [Window(w.start * SAMPLE_RATE // rate, w.levels) for w in windows
+            if w.start * SAMPLE_RATE // rate + CLIP_SAMPLES <= length]
 
 
 def _clip_prefix(track_name: str) -> str:
@@ -61,9 +74,9 @@ def _clip_prefix(track_name: str) -> str:
 def track_clips(root: Path, track: Any, protocol: str, vocals_variant: str, separator: Separator | None,
                 subset: str) -> list[dict[str, Any]]:
     """Write one track's clips (chosen on its isolated stems) and return their manifest records."""
-    vocals = _mono_24k(track.targets["vocals"].audio, track.rate)
-    accompaniment = _mono_24k(track.targets["accompaniment"].audio, track.rate)
-    windows = select_windows(vocals, accompaniment, protocol, RMS_THRESHOLD_DB)
+    native = (_mono(track.targets["vocals"].audio), _mono(track.targets["accompaniment"].audio))
+    vocals, accompaniment = (resample(stem, track.rate, SAMPLE_RATE) for stem in native)
+    windows = kept_windows(native, track.rate, (vocals, accompaniment), protocol)
     if windows and separator is not None:
         mixture = torch.from_numpy(np.ascontiguousarray(track.audio.T, dtype=np.float32))
         vocals = separator.separate(mixture, track.rate)[0].numpy()

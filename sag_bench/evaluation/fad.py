@@ -3,8 +3,9 @@
 Our layer over fadtk: embeddings are cached by (sha256 of the file's content, embedder name and settings), so a
 regenerated file under the same name is embedded again (fadtk keys by file name and goes stale); clips are
 batched; the device is an argument; nothing global is touched; embeddings stay float32 and statistics are float64.
-The score also reports a seeded bootstrap CI over evaluated clips, a seeded FAD-inf, per-clip FADs and a warning
-when a set has too few frames for its covariance.
+The score also reports a seeded paired bootstrap CI over clips (reference and evaluated clips resampled together),
+a seeded FAD-inf, per-clip FADs and a warning when a set has too few frames for its covariance;
+:func:`score_floor` gives the ground-truth floor (split-half FAD of the reference set).
 """
 
 from __future__ import annotations
@@ -228,23 +229,85 @@ def set_warning(name: str, n_frames: int, dim: int) -> str:
             f"FAD unreliable")
 
 
-def bootstrap_ci(ref: GaussianStats, eval_moments: ClipMoments, n_boot: int, seed: int,
-                 level: float = 0.95) -> tuple[float, float]:
-    """Percentile CI of FAD when the evaluated clips are resampled with replacement (reference held fixed).
+def bootstrap_scores(ref: ClipMoments, evaluated: ClipMoments, n_boot: int, seed: int) -> np.ndarray:
+    """FAD of ``n_boot`` seeded resamples over clips, each set's clips keeping their frames together.
 
-    FAD is biased upwards in small samples, and a resample repeats clips; with few, very different clips the
-    bootstrap distribution can therefore sit above the point estimate. With tens of clips or more it brackets it.
+    Paired when both sets have the same number of clips (clip ``i`` of the reference goes with clip ``i`` of the
+    evaluated set, as in a run): one draw of clip indices selects both sets' clips. Sets of different sizes are
+    each drawn on their own. Either way the reference changes with every resample too.
     """
     rng = np.random.default_rng(seed)
-    k = len(eval_moments.counts)
-    sqrt_ref = sqrtm_psd(ref.cov)
-    scores = []
-    for _ in tqdm(range(n_boot), desc="FAD bootstrap", unit="resample", leave=False):
-        weights = np.bincount(rng.integers(0, k, size=k), minlength=k).astype(np.float64)
-        sample = eval_moments.combine(weights)
-        scores.append(_frechet_with_sqrt(ref.mu, ref.cov, sqrt_ref, sample.mu, sample.cov))
-    low, high = np.quantile(scores, [(1 - level) / 2, (1 + level) / 2])
-    return float(low), float(high)
+    k_ref, k_eval = len(ref.counts), len(evaluated.counts)
+    scores = np.empty(n_boot)
+    for i in tqdm(range(n_boot), desc="FAD bootstrap", unit="resample", leave=False):
+        eval_weights = np.bincount(rng.integers(0, k_eval, size=k_eval), minlength=k_eval).astype(np.float64)
+        ref_weights = eval_weights if k_ref == k_eval else \
+            np.bincount(rng.integers(0, k_ref, size=k_ref), minlength=k_ref).astype(np.float64)
+        a, b = ref.combine(ref_weights), evaluated.combine(eval_weights)
+        scores[i] = frechet_distance(a.mu, a.cov, b.mu, b.cov)
+    return scores
+
+
+def bootstrap_ci(ref: ClipMoments, evaluated: ClipMoments, n_boot: int, seed: int,
+                 level: float = 0.95) -> tuple[float, float]:
+    """Paired bootstrap CI of FAD over clips (see :func:`bootstrap_scores`), centred on the point estimate.
+
+    A resample repeats clips, which raises FAD (its small-sample bias grows as the distinct clips shrink), so the
+    raw percentile interval can sit wholly above the estimate. The interval is the ``level`` percentile range of
+    the resampled FADs shifted by their bias (their mean minus the full-set FAD), clipped at 0: it contains the
+    estimate whenever the resamples' mean lies inside their own central range. Identical paired sets give [0, 0].
+    """
+    ones_ref, ones_eval = np.ones(len(ref.counts)), np.ones(len(evaluated.counts))
+    full_ref, full_eval = ref.combine(ones_ref), evaluated.combine(ones_eval)
+    estimate = frechet_distance(full_ref.mu, full_ref.cov, full_eval.mu, full_eval.cov)
+    scores = bootstrap_scores(ref, evaluated, n_boot, seed)
+    bias = float(scores.mean()) - estimate
+    low, high = np.quantile(scores, [(1 - level) / 2, (1 + level) / 2]) - bias
+    return max(float(low), 0.0), max(float(high), 0.0)
+
+
+# The ground-truth floor (what FAD reads when both sides are real music of the same source): FAD between two
+# disjoint halves of the reference clips, drawn at random ``splits`` times with a seed. Each half has half the clips,
+# so the floor carries roughly twice the small-sample bias of a full-size comparison: an upper estimate of the FAD
+# that two independent sets of this size from the same distribution would score.
+FLOOR_SPLITS = 20
+FLOOR_DEFINITION = ("split-half FAD: mean over seeded random splits of the reference clips into two disjoint "
+                    "halves (each half has half the clips; an upper estimate of the FAD of two same-source sets)")
+
+
+@dataclass
+class FloorResult:
+    """The ground-truth floor: split-half FADs of the reference set, their mean and central 95 % range."""
+
+    embedder: str
+    score: float
+    low: float
+    high: float
+    splits: int
+    clips_per_half: int
+    n_ref_clips: int
+    seed: int
+    definition: str = FLOOR_DEFINITION
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field."""
+        return asdict(self)
+
+
+def split_half_scores(embeddings: Sequence[np.ndarray], seed: int, splits: int = FLOOR_SPLITS) -> np.ndarray:
+    """FAD between the two halves of ``splits`` seeded random splits of clips (frames stay with their clip)."""
+    k = len(embeddings)
+    if k < 4:
+        raise ValueError(f"the split-half floor needs at least 4 reference clips, got {k}")
+    moments, rng, half = ClipMoments.of(embeddings), np.random.default_rng(seed), k // 2
+    scores = np.empty(splits)
+    for i in range(splits):
+        order = rng.permutation(k)
+        first, second = np.zeros(k), np.zeros(k)
+        first[order[:half]], second[order[half: 2 * half]] = 1.0, 1.0
+        a, b = moments.combine(first), moments.combine(second)
+        scores[i] = frechet_distance(a.mu, a.cov, b.mu, b.cov)
+    return scores
 
 
 def fad_inf(ref: GaussianStats, eval_frames: np.ndarray, seed: int, steps: int = FAD_INF_STEPS,
@@ -278,13 +341,11 @@ def score(ref_files: Sequence[str | Path], eval_files: Sequence[str | Path], emb
           device: str | None = None) -> FADResult:
     """FAD between reference and evaluated audio files with one embedder (a loaded ``ModelLoader`` or a name).
 
-    ``bootstrap`` > 0 adds a seeded 95 % CI over evaluated clips; ``inf`` a seeded FAD-inf; ``per_clip`` the FAD
-    of each evaluated clip against the whole reference set (keyed by file stem).
+    ``bootstrap`` > 0 adds a seeded 95 % CI over clips (paired when both lists have the same length: file ``i`` of
+    each list is one pair; see :func:`bootstrap_ci`); ``inf`` a seeded FAD-inf; ``per_clip`` the FAD of each
+    evaluated clip against the whole reference set (keyed by file stem).
     """
-    if isinstance(embedder, str):
-        from sag_bench.evaluation.embedders import load_embedder
-
-        embedder = load_embedder(embedder, device or "cpu")
+    embedder = _loaded(embedder, device)
     ref_paths, eval_paths = [Path(f) for f in ref_files], [Path(f) for f in eval_files]
     if not ref_paths or not eval_paths:
         raise FileNotFoundError("FAD needs at least one reference and one evaluated file")
@@ -298,7 +359,7 @@ def score(ref_files: Sequence[str | Path], eval_files: Sequence[str | Path], emb
                        n_ref_frames=ref.n, n_eval_frames=evaluated.n, n_ref_clips=len(ref_paths),
                        n_eval_clips=len(eval_paths), dim=dim, warning="; ".join(warnings), seed=seed)
     if bootstrap > 0:
-        result.ci_low, result.ci_high = bootstrap_ci(ref, ClipMoments.of(eval_emb), bootstrap, seed)
+        result.ci_low, result.ci_high = bootstrap_ci(ClipMoments.of(ref_emb), ClipMoments.of(eval_emb), bootstrap, seed)
         result.bootstrap = bootstrap
     if inf:
         result.fad_inf, result.fad_inf_r2 = fad_inf(ref, eval_frames, seed)
@@ -307,3 +368,23 @@ def score(ref_files: Sequence[str | Path], eval_files: Sequence[str | Path], emb
         result.per_clip = {name: _frechet_with_sqrt(ref.mu, ref.cov, sqrt_ref, clip.mu, clip.cov)
                            for name, clip in zip(_clip_names(eval_paths), map(GaussianStats.of, eval_emb))}
     return result
+
+
+def score_floor(ref_files: Sequence[str | Path], embedder: Any, cache_dir: str | Path, *, splits: int = FLOOR_SPLITS,
+                seed: int = 0, batch_size: int = 8, device: str | None = None) -> FloorResult:
+    """The ground-truth floor of the reference files with one embedder (see ``FLOOR_DEFINITION``), seeded."""
+    embedder = _loaded(embedder, device)
+    embeddings = embed_files([Path(f) for f in ref_files], embedder, cache_dir, batch_size, device)
+    scores = split_half_scores(embeddings, seed, splits)
+    low, high = np.quantile(scores, [0.025, 0.975])
+    return FloorResult(embedder=embedder.name, score=float(scores.mean()), low=float(low), high=float(high),
+                       splits=splits, clips_per_half=len(embeddings) // 2, n_ref_clips=len(embeddings), seed=seed)
+
+
+def _loaded(embedder: Any, device: str | None) -> Any:
+    """A loaded embedder: ``embedder`` itself, or the one named by it."""
+    if not isinstance(embedder, str):
+        return embedder
+    from sag_bench.evaluation.embedders import load_embedder
+
+    return load_embedder(embedder, device or "cpu")

@@ -21,6 +21,10 @@ RHO = 7.0
 # FastSAG section 5.2: first-order ODE solver with 50 sampling steps.
 DEFAULT_STEPS = 50
 SAMPLERS = ("euler", "heun")
+# Noise-level schedules for ``steps``: "karras" = eq. 4 with ``steps`` levels then 0; "fastsag-code" = the authors'
+# code, which spaces ``steps + 1`` levels from sigma_max to sigma_min (ramp i / steps) before the final 0, so their
+# 50-step Euler sampler makes 51 network calls (reference facts; their output is reproduced only this way).
+SCHEDULES = ("karras", "fastsag-code")
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -36,6 +40,13 @@ def karras_sigmas(steps: int, sigma_min: float = SIGMA_MIN, sigma_max: float = S
     inv_max, inv_min = sigma_max ** (1.0 / rho), sigma_min ** (1.0 / rho)
     sigmas = (inv_max + ramp * (inv_min - inv_max)) ** rho
     return torch.cat([sigmas, sigmas.new_zeros(1)])
+
+
+def schedule_sigmas(steps: int, schedule: str = "karras", device: str | torch.device = "cpu") -> torch.Tensor:
+    """The noise levels :func:`sample` visits for ``steps`` under ``schedule`` (see ``SCHEDULES``), ending in 0."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, not {schedule!r}")
+    return karras_sigmas(steps + 1 if schedule == "fastsag-code" else steps, device=device)
 
 
 def c_skip(sigma: torch.Tensor) -> torch.Tensor:
@@ -90,16 +101,17 @@ def training_loss(net: Denoiser, target: torch.Tensor, mu: torch.Tensor, mask: t
 
 @torch.no_grad()
 def sample(net: Denoiser, mu: torch.Tensor, mask: torch.Tensor, steps: int = DEFAULT_STEPS, sampler: str = "euler",
-           generator: torch.Generator | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
-    """Solve the probability-flow ODE from ``x = sigma_max z`` to sigma 0 on the Karras schedule.
+           generator: torch.Generator | None = None, noise: torch.Tensor | None = None,
+           schedule: str = "karras") -> torch.Tensor:
+    """Solve the probability-flow ODE from ``x = sigma_max z`` to sigma 0 on the ``schedule`` noise levels.
 
-    ``euler``: first order, ``steps`` network calls. ``heun``: EDM's second-order correction on every step except
-    the last (to sigma 0), ``2 steps - 1`` network calls. Deterministic given ``generator``, or given ``noise``
-    (the standard normal starting point, shaped like ``mu``), which takes precedence.
+    ``euler``: first order, one network call per level before 0. ``heun``: EDM's second-order correction on every
+    step except the last (to sigma 0). :func:`network_calls` counts the calls. Deterministic given ``generator``,
+    or given ``noise`` (the standard normal starting point, shaped like ``mu``), which takes precedence.
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, not {sampler!r}")
-    sigmas = karras_sigmas(steps, device=mu.device).to(mu.dtype)
+    sigmas = schedule_sigmas(steps, schedule, device=mu.device).to(mu.dtype)
     if noise is None:
         noise = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
     x = noise * sigmas[0] * mask
@@ -114,7 +126,8 @@ def sample(net: Denoiser, mu: torch.Tensor, mask: torch.Tensor, steps: int = DEF
     return x * mask
 
 
-def network_calls(steps: int, sampler: str) -> int:
-    """Denoiser evaluations :func:`sample` makes (for RTF reporting)."""
-    return steps if sampler == "euler" else 2 * steps - 1
+def network_calls(steps: int, sampler: str, schedule: str = "karras") -> int:
+    """Denoiser evaluations :func:`sample` makes (for RTF reporting and tables)."""
+    levels = len(schedule_sigmas(steps, schedule)) - 1
+    return levels if sampler == "euler" else 2 * levels - 1
 

@@ -130,10 +130,11 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class InferenceConfig:
-    """Sampler settings (overridable per system: ``steps=``, ``sampler=``)."""
+    """Sampler settings (overridable per system: ``steps=``, ``sampler=``); ``schedule``: see ``edm.SCHEDULES``."""
 
     steps: int = 50
     sampler: str = "euler"
+    schedule: str = "karras"
     batch_size: int = 4
     window_overlap_seconds: float = 1.0  # crossfade between consecutive windows of longer inputs
 

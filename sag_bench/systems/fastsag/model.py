@@ -134,10 +134,11 @@ class FastSAGModel(nn.Module):
 
     @torch.no_grad()
     def sample(self, mu: torch.Tensor, mask: torch.Tensor, steps: int, sampler: str,
-               noise: torch.Tensor) -> torch.Tensor:
+               noise: torch.Tensor, schedule: str = "karras") -> torch.Tensor:
         """Run the EDM sampler from the prior and standard-normal ``noise`` (both ``[B, n_mels, padded]``) and crop
         the padding: accompaniment mel ``[B, n_mels, frames]`` in the model's mel scale."""
-        return edm.sample(self.denoiser, mu, mask, steps, sampler, noise=noise)[..., : self.mel_frames]
+        mels = edm.sample(self.denoiser, mu, mask, steps, sampler, noise=noise, schedule=schedule)
+        return mels[..., : self.mel_frames]
 
 
 def parameter_counts(model: FastSAGModel) -> dict[str, int]:

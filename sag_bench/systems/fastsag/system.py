@@ -10,12 +10,13 @@ import torch
 from sag_bench import registry
 from sag_bench.audio import SAMPLE_RATE
 from sag_bench.cli import UserError
+from sag_bench.modules import edm
 from sag_bench.systems.base import System
 from sag_bench.systems.fastsag import checkpoint as ckpt
 from sag_bench.systems.fastsag.config import FastSAGConfig, Variant, load_preset
 from sag_bench.systems.fastsag.features import Features
 from sag_bench.systems.fastsag.model import FastSAGModel, parameter_counts
-from sag_bench.systems.windowing import generate_windowed
+from sag_bench.systems.windowing import generate_windowed, window_starts
 
 
 class FastSAGSystem(System):
@@ -35,12 +36,10 @@ class FastSAGSystem(System):
         super().__init__(checkpoint, resampler=resampler, condition=condition, mel_norm=mel_norm)
         variant = Variant(resampler, condition, bool(mel_norm))
         self.name = variant.name
-        self._weights: dict[str, torch.Tensor] | None = None
+        self._loaded: ckpt.Contents | None = None
         if self.checkpoint is not None:
-            config, self._weights = ckpt.read(self.checkpoint)
-            if config.variant != variant:
-                raise UserError(f"{self.checkpoint}: checkpoint is {config.variant.name}, but {variant.name} was "
-                                f"asked for (use the system named {config.variant.name})")
+            self._loaded = ckpt.read(self.checkpoint, variant)
+            config = self._loaded.config
         elif config is None and preset is None:
             raise UserError(f"{self.name} needs checkpoint=PATH (train one with `sag-bench train {self.name}`, or "
                             f"use sag_bench/checkpoints/{self.name}.pt), or preset= for random weights")
@@ -63,8 +62,8 @@ class FastSAGSystem(System):
         self.features = Features(self.config, encoder)
         self.vocoder = registry.build("backbones", self.config.vocoder, **self._vocoder_options).to(self.device)
         model = FastSAGModel(self.config)
-        if self._weights is not None:
-            model.load_state_dict(self._weights)
+        if self._loaded is not None:
+            ckpt.load_into(model, self._loaded.weights, self.checkpoint)
         self.model = model.to(self.device).eval()
 
     def _generate_windows(self, vocals: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
@@ -78,7 +77,7 @@ class FastSAGSystem(System):
             with self.timer.stage("sampler"):
                 noise = torch.stack([torch.randn(mu.shape[1:], generator=torch.Generator().manual_seed(seed))
                                      for seed in seeds]).to(self.device)  # drawn on the CPU: same on every device
-                mels = self.model.sample(mu, mask, inference.steps, inference.sampler, noise)
+                mels = self.model.sample(mu, mask, inference.steps, inference.sampler, noise, inference.schedule)
             with self.timer.stage("vocoder"):
                 audio = self.vocoder.decode(self.features.to_log_mel(mels))
         return torch.nn.functional.pad(audio, (0, max(0, vocals.shape[-1] - audio.shape[-1])))[:, : vocals.shape[-1]]
@@ -92,11 +91,22 @@ class FastSAGSystem(System):
         return generate_windowed(self._generate_windows, vocals, self.config.model.window_samples, overlap, seed,
                                  self.config.inference.batch_size)
 
+    def network_calls(self, samples: int | None = None) -> int:
+        """Denoiser evaluations for one clip of ``samples`` at 24 kHz (default: one model window): sampler calls per
+        window (``edm.network_calls``; the paper preset's 50 Euler steps make 51) times the windows the clip needs."""
+        inference, window = self.config.inference, self.config.model.window_samples
+        overlap = int(inference.window_overlap_seconds * self.sample_rate)
+        windows = len(window_starts(samples or window, window, overlap))
+        return windows * edm.network_calls(inference.steps, inference.sampler, inference.schedule)
+
     def describe(self) -> dict[str, Any]:
         """Name, checkpoint, variant, preset, inference settings, backbone implementations, parameter counts."""
         info = {**super().describe(), "name": self.name, "preset": self.config.preset,
-                "weights": "checkpoint" if self._weights is not None else "random init",
+                "weights": "checkpoint" if self._loaded is not None else "random init",
+                "checkpoint_layout": self._loaded.layout if self._loaded is not None else None,
+                "checkpoint_left_out": self._loaded.left_out if self._loaded is not None else {},
                 "steps": self.config.inference.steps, "sampler": self.config.inference.sampler,
+                "schedule": self.config.inference.schedule, "network_calls_per_window": self.network_calls(),
                 "semantic_encoder": self.config.semantic_encoder if self.config.variant.uses_semantic else None,
                 "vocoder": self.config.vocoder}
         if self.model is not None:
