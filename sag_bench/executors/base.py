@@ -82,7 +82,8 @@ def create(name: str = "inprocess", address: str | None = None, workers: int | N
     if name == "inprocess":
         given = [option for option, value in (("--address", address), ("--workers", workers)) if value is not None]
         if given:
-            raise ExecutorError(f"{' and '.join(given)} apply to --executor ray only")
+            verb = "applies" if len(given) == 1 else "apply"
+            raise ExecutorError(f"{' and '.join(given)} {verb} to --executor ray only")
         from sag_bench.executors.inprocess import InProcessExecutor
 
         return InProcessExecutor()
