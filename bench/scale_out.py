@@ -12,9 +12,9 @@ outputs are byte-identical across executors (checked). On a machine shared with 
 from __future__ import annotations
 
 import argparse
-import shutil
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
 
@@ -82,13 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="Ray worker counts (default 1 2)")
     parser.add_argument("--out", type=Path, help="work folder (default: a temporary one, removed afterwards)")
     args = parser.parse_args(argv)
-    work = args.out or Path(tempfile.mkdtemp(prefix="sag-bench-scale-out-"))
-    try:
+    with nullcontext(args.out) if args.out else tempfile.TemporaryDirectory(prefix="sag-bench-scale-out-") as work:
         for name in args.workload:
-            measure(name, WORKLOADS[name](args), args.workers, work / name)
-    finally:
-        if args.out is None:
-            shutil.rmtree(work, ignore_errors=True)
+            measure(name, WORKLOADS[name](args), args.workers, Path(work) / name)
     return 0
 
 
