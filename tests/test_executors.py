@@ -54,8 +54,10 @@ class KillingSeparator(Separator):
 
 @pytest.fixture(scope="module")
 def ray_executor() -> Iterator[RayExecutor]:
-    """One local Ray instance of 2 worker CPUs for the whole module, shut down after it."""
+    """One local Ray instance of 2 worker CPUs for the whole module (other executors made by the tests find it
+    running and use it), shut down after it."""
     executor = RayExecutor(workers=2)
+    assert [result for _, (result, _) in executor.map([Task("start", _divide, (6, 3))])] == [2]  # starts Ray
     yield executor
     executor.close()
 
