@@ -22,9 +22,11 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from sag_bench.audio import AudioError
     from sag_bench.backbones.base import WeightsMissingError
     from sag_bench.datasets.manifest import DatasetError
+    from sag_bench.executors import ExecutorError
     from sag_bench.registry import UnknownComponentError
 
-    return (UserError, AudioError, DatasetError, UnknownComponentError, WeightsMissingError, FileNotFoundError)
+    return (UserError, AudioError, DatasetError, ExecutorError, UnknownComponentError, WeightsMissingError,
+            FileNotFoundError)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -41,3 +42,13 @@ def hide_pretrained_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(torch.hub, "_hub_dir", str(hub))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
     return hub
+
+
+def synthetic_song(seconds: float, seed: int) -> np.ndarray:
+    """A stereo 'song' at 44.1 kHz: a stepping sine melody over noise bursts on every beat."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * 44_100)) / 44_100
+    steps = rng.integers(0, 12, size=len(t) // 22_050 + 1)[(t * 2).astype(int)]  # a new note every 0.5 s
+    melody = 0.3 * np.sin(2 * np.pi * 220 * 2 ** (steps / 12) * t)
+    beats = 0.2 * rng.standard_normal(len(t)) * np.exp(-8 * (t % 0.5))
+    return np.stack([melody + beats, melody - beats], axis=1).astype(np.float32)

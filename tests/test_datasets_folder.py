@@ -16,7 +16,7 @@ from sag_bench.cli import main
 from sag_bench.datasets import folder
 from sag_bench.datasets.manifest import ClipDataset, DatasetError
 from sag_bench.store import sha256_file
-from tests.separator_helpers import hide_pretrained_weights, small_separator
+from tests.separator_helpers import hide_pretrained_weights, small_separator, synthetic_song
 
 # name -> seconds (None: a corrupt file). Windows by hand: 21 s -> 2, 10.5 s -> 1, 12 s -> 1, 5 s -> 0 (skipped).
 SONGS = {"artist/one.wav": 21.0, "artist/two.flac": 10.5, "three.wav": 12.0, "short.wav": 5.0, "broken.wav": None}
@@ -40,16 +40,6 @@ class CountingSeparator(Separator):
         return self.inner.describe()
 
 
-def _song(seconds: float, seed: int) -> np.ndarray:
-    """A stereo 'song' at 44.1 kHz: a stepping sine melody over noise bursts on every beat."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * 44_100)) / 44_100
-    steps = rng.integers(0, 12, size=len(t) // 22_050 + 1)[(t * 2).astype(int)]  # a new note every 0.5 s
-    melody = 0.3 * np.sin(2 * np.pi * 220 * 2 ** (steps / 12) * t)
-    beats = 0.2 * rng.standard_normal(len(t)) * np.exp(-8 * (t % 0.5))
-    return np.stack([melody + beats, melody - beats], axis=1).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def songs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     src = tmp_path_factory.mktemp("songs")
@@ -59,7 +49,7 @@ def songs(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if seconds is None:
             path.write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really audio")
         else:
-            sf.write(path, _song(seconds, index), 44_100)
+            sf.write(path, synthetic_song(seconds, index), 44_100)
     return src
 
 

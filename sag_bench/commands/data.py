@@ -7,7 +7,7 @@ import argparse
 # CLI option -> builder keyword. Only options the user gives are passed; each must be a parameter of the builder.
 BUILD_OPTIONS = {"preset": "preset", "root": "root", "protocol": "protocol", "vocals": "vocals", "src": "src",
                  "shard": "shard", "test_clips": "test_clips", "workers": "workers", "device": "device",
-                 "model": "model"}
+                 "model": "model", "executor": "executor", "address": "address"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +26,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--src", help="folder: folder of songs to separate")
     build.add_argument("--shard", help="folder: process songs i, i+N, ... (i/N, 0 <= i < N)")
     build.add_argument("--test-clips", type=int, help="folder: clips in the held-out test split (default 2000)")
-    build.add_argument("--workers", type=int, help="chorales: rendering processes (default: up to 2)")
+    build.add_argument("--workers", type=int,
+                       help="chorales: rendering processes (default: up to 2); folder: CPUs of a local Ray instance")
+    build.add_argument("--executor", choices=["inprocess", "ray"],
+                       help="folder: run songs in this process (default) or as Ray tasks")
+    build.add_argument("--address", help="folder with --executor ray: an existing Ray cluster (default: a local one)")
     build.add_argument("--device", help="musdb18/folder: device Demucs runs on (default cpu)")
     build.add_argument("--model", help="musdb18/folder: Demucs model name (default htdemucs)")
     build.set_defaults(handler=run_build)

@@ -3,9 +3,11 @@
 songs -> Demucs two-stem separation -> 10 s non-overlapping clips -> -25 dB filter -> song-disjoint
 train/test split -> manifest. Work is recorded per song in ``DIR/songs/<song>.json`` so that
 
-* ``shard=(i, N)`` processes every N-th song (a cluster array job separates a large collection in parallel),
+* each song is one task of an executor (:mod:`sag_bench.executors`: in this process, or Ray tasks on a local
+  instance or a cluster) that separates, clips, filters and writes that song's clips and record,
+* ``shard=(i, N)`` processes every N-th song (a Slurm job array separates a large collection in parallel),
 * re-running skips finished songs (and retries a skipped one only if its file changed),
-* the manifest is written by whichever run finds every song accounted for.
+* the manifest is written by the driver of whichever run finds every song accounted for.
 
 Unreadable songs are skipped with a logged reason, recorded in the manifest's options.
 """
@@ -16,6 +18,9 @@ import hashlib
 import json
 import logging
 import re
+from contextlib import nullcontext
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +32,7 @@ from sag_bench.audio import CLIP_SAMPLES, SAMPLE_RATE, AudioError, load_audio_ch
 from sag_bench.backbones.base import Separator
 from sag_bench.datasets.clips import check_protocol, select_windows, write_clip
 from sag_bench.datasets.manifest import DatasetError, write_manifest
+from sag_bench.executors import Executor, Resources, Task, create
 from sag_bench.store import read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -85,6 +91,43 @@ def separate_song(root: Path, path: Path, song: str, separator: Separator, proto
             for window in select_windows(vocals, accompaniment, protocol)]
 
 
+@dataclass(frozen=True)
+class DemucsSource:
+    """The default separator as a recipe: each process that runs song tasks builds it once, on first use."""
+
+    model: str
+    device: str
+    seed: int
+
+    def load(self) -> Separator:
+        """The :class:`~sag_bench.backbones.separator.DemucsSeparator` of this recipe (cached per process)."""
+        return _demucs(self)
+
+
+@lru_cache(maxsize=1)
+def _demucs(source: DemucsSource) -> Separator:
+    from sag_bench.backbones.separator import DemucsSeparator
+
+    return DemucsSeparator(model=source.model, device=source.device, seed=source.seed)
+
+
+def song_task(root: Path, src: Path, song: str, path: Path, separator: Separator | DemucsSource,
+              protocol: str) -> dict[str, Any]:
+    """One song's task: separate, clip, filter, write its clips and its record ``songs/<song>.json`` (atomically,
+    last); returns the record. An unreadable or too short song is recorded as skipped with the reason."""
+    if isinstance(separator, DemucsSource):
+        separator = separator.load()
+    status: dict[str, Any] = {"song": song, "source": path.relative_to(src).as_posix()}
+    try:
+        status["clips"] = separate_song(root, path, song, separator, protocol)
+        status["separator"] = separator.describe()
+    except AudioError as error:
+        log.warning("skipped %s", error)
+        status.update(skipped=error.problem, stamp=_file_stamp(path))
+    write_json(root / SONGS_DIR / f"{song}.json", status)
+    return status
+
+
 def split_songs(song_clips: dict[str, int], test_clips: int, seed: int) -> set[str]:
     """Songs of the test split: a seeded order of songs, taken until ``test_clips`` clips (at least one song stays
     in train). Only songs with clips count."""
@@ -116,38 +159,42 @@ def _write_dataset(root: Path, statuses: list[dict[str, Any]], test_clips: int, 
 
 def build(out_dir: str | Path, src: str | Path, separator: Separator | None = None, model: str = "htdemucs",
           device: str = "cpu", protocol: str = "fastsag", test_clips: int = TEST_CLIPS,
-          shard: str | tuple[int, int] | None = None, seed: int = 0) -> Path:
-    """Separate the songs of ``src`` (this shard's share) and, once every song is done, write the manifest.
+          shard: str | tuple[int, int] | None = None, seed: int = 0, executor: str | Executor = "inprocess",
+          address: str | None = None, workers: int | None = None) -> Path:
+    """Separate the songs of ``src`` (this shard's share), one task per song, and, once every song is done, write
+    the manifest.
 
     ``separator`` defaults to :class:`~sag_bench.backbones.separator.DemucsSeparator` with ``model`` on
-    ``device``, built only when a song needs separating. Returns the manifest path, or the ``songs/`` status
-    folder when other shards still have songs to finish.
+    ``device``, built only where a song needs separating. ``executor`` is an executor or its name (``inprocess``,
+    ``ray`` with ``address``/``workers``); it is recorded in the manifest's options and never changes the files.
+    Returns the manifest path, or the ``songs/`` status folder when other shards still have songs to finish.
     """
     root, src = Path(out_dir), Path(src)
     check_protocol(protocol)
     index, count = parse_shard(shard) if isinstance(shard, str) else (shard or (0, 1))
     songs = {song_id(src, path): path for path in list_songs(src)}
     status_dir = root / SONGS_DIR
-    todo = [(song, path) for position, (song, path) in enumerate(songs.items())
-            if position % count == index and not _finished(status_dir / f"{song}.json", path)]
+    source = separator if separator is not None else DemucsSource(model, device, seed)
+    tasks = [Task(song, song_task, (root, src, song, path, source, protocol), Resources.for_device(device))
+             for position, (song, path) in enumerate(songs.items()) if position % count == index]
+    if isinstance(executor, Executor) and (address is not None or workers is not None):
+        raise DatasetError("address and workers configure an executor given by name, not an executor object")
+    owned = create(executor, address=address, workers=workers) if isinstance(executor, str) else None
+    executor = owned or executor
+    todo = [task for task in tasks if not _finished(status_dir / f"{task.key}.json", songs[task.key])]
     if todo and separator is None:
-        from sag_bench.backbones.separator import DemucsSeparator
+        from sag_bench.backbones.separator import check_weights
 
-        separator = DemucsSeparator(model=model, device=device, seed=seed)
-    for song, path in tqdm(todo, desc=f"separating (shard {index}/{count})", unit="song"):
-        status: dict[str, Any] = {"song": song, "source": path.relative_to(src).as_posix()}
-        try:
-            status["clips"] = separate_song(root, path, song, separator, protocol)
-            status["separator"] = separator.describe()
-        except AudioError as error:
-            log.warning("skipped %s", error)
-            status.update(skipped=error.problem, stamp=_file_stamp(path))
-        write_json(status_dir / f"{song}.json", status)
+        check_weights(model)  # fail before starting any worker
+    with owned or nullcontext():  # an executor object given stays open for its owner
+        for _ in tqdm(executor.map(todo), total=len(todo), desc=f"separating (shard {index}/{count})", unit="song"):
+            pass
     missing = [song for song in songs if not (status_dir / f"{song}.json").is_file()]
     if missing:
         log.info("%d of %d songs still to separate (other shards); the manifest follows when all are done",
                  len(missing), len(songs))
         return status_dir
     statuses = [read_json(status_dir / f"{song}.json") for song in songs]
-    options = {"src": str(src), "protocol": protocol, "test_clips": test_clips, "seed": seed}
+    options = {"src": str(src), "protocol": protocol, "test_clips": test_clips, "seed": seed,
+               "executor": executor.describe()}
     return _write_dataset(root, statuses, test_clips, seed, options)
