@@ -11,7 +11,7 @@ import importlib
 import importlib.util
 import sys
 
-COMMANDS = ("systems", "data", "train", "generate", "run", "fad", "listen", "demo")
+COMMANDS = ("systems", "data", "weights", "train", "generate", "run", "fad", "listen", "demo")
 
 
 class UserError(Exception):
