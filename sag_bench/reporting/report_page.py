@@ -65,12 +65,11 @@ class RunFiles:
         """The mix (vocals + gain x accompaniment) of ``clip``; ``system`` may be ``reference``."""
         return self.root / "mixes" / system / f"{clip}.wav"
 
-    def vocals(self, clip: str) -> Path:
-        """The input vocals of ``clip`` in the run's dataset."""
+    def vocals(self) -> dict[str, Path]:
+        """The input vocals of every clip of the run's dataset, by clip id."""
         from sag_bench.datasets.manifest import ClipDataset
 
-        records = {r.id: r for r in ClipDataset(Path(self.manifest()["data_dir"])).records()}
-        return records[clip].vocals
+        return {r.id: r.vocals for r in ClipDataset(Path(self.manifest()["data_dir"])).records()}
 
     def plots(self) -> list[Path]:
         """The run's plots (PNG)."""
@@ -214,10 +213,11 @@ def write_report(run_dir: str | Path, max_clips: int | None = None) -> Path:
     failed = {s: run.status(s).get("error", "") for s in systems if run.status(s).get("state") == "failed"}
     vocals_dir = run.root / VOCALS_DIR
     vocals_dir.mkdir(parents=True, exist_ok=True)
+    sources = run.vocals()
     rows = []
     for clip in clips:
         vocals = vocals_dir / f"{clip}.wav"
-        source = run.vocals(clip)
+        source = sources[clip]
         if not vocals.is_file() or vocals.stat().st_size != source.stat().st_size:
             shutil.copyfile(source, vocals)
         rows.append(clip_row(run, clip, systems, vocals))
