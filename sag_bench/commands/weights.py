@@ -159,8 +159,8 @@ def spec_needs(spec) -> list[Need]:
             add(backbone_needs(backbone), system.key)
     if spec.protocol.degrade != "none":
         add(backbone_needs(spec.protocol.degrade), "reference mixes")
-    if spec.data.name in ("musdb18", "folder") and spec.data.build.get("vocals", "isolated") != "isolated":
-        add(backbone_needs("htdemucs"), "vocal separation")
+    if spec.data.name == "folder" or spec.data.build.get("vocals") == "separated":
+        add(backbone_needs("htdemucs"), "building the dataset (Demucs separation)")
     for embedder in spec.evaluation.embedders:
         add(embedder_needs(embedder), f"FAD {embedder}")
     return list(found.values())
