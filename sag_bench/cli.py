@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import importlib.util
 import sys
 
-COMMANDS = ("systems", "data", "train", "generate", "run", "fad", "listen", "demo")
+COMMANDS = ("systems", "data", "weights", "train", "generate", "run", "report", "fad", "listen", "demo")
 
 
 class UserError(Exception):
@@ -32,6 +33,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every available subcommand."""
     parser = argparse.ArgumentParser(prog="sag-bench", description="Benchmark for Singing Accompaniment Generation.")
+    parser.add_argument("--version", action="version", version=f"sag-bench {importlib.metadata.version('sag-bench')}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         module_name = f"sag_bench.commands.{name}"

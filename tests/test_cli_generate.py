@@ -53,3 +53,56 @@ def test_bad_input_and_wrong_variant_are_one_line_errors(tmp_path, checkpoint, c
     _tone(tmp_path / "ok.wav", 24_000, 0.2, channels=1)
     assert main(["generate", "fastsag-mel", "--input", str(tmp_path / "ok.wav"), *args]) == 2
     assert "checkpoint is fastsag, but fastsag-mel was asked for" in capsys.readouterr().err
+
+
+def _loud_dataset(root):
+    """A synthetic dataset whose first test clip's accompaniment peaks at 3.0 (float WAV, as systems may write)."""
+    from sag_bench.audio import load_audio, save_audio
+    from sag_bench.datasets.manifest import ClipDataset
+    from tests.runner_data import build_synthetic_dataset
+
+    build_synthetic_dataset(root, songs=2, clips_per_song=1, seconds=1.0)
+    record = ClipDataset(root).records("test")[0]
+    acc = load_audio(record.accompaniment)
+    save_audio(record.accompaniment, 3.0 * acc / np.abs(acc).max())
+    return record
+
+
+def test_groundtruth_needs_data_in_one_line(tmp_path, capsys):
+    _tone(tmp_path / "v.wav", 24_000, 0.5, channels=1)
+    assert main(["generate", "groundtruth", "--input", str(tmp_path / "v.wav"), "--out", str(tmp_path / "a.wav")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "--data DIR" in error
+    record = _loud_dataset(tmp_path / "data")
+    assert main(["generate", "groundtruth", "--data", str(tmp_path / "data"), "--input", str(tmp_path / "v.wav"),
+                 "--out", str(tmp_path / "a.wav")]) == 2
+    assert "v.wav: not a clip of" in capsys.readouterr().err
+
+
+def test_loud_output_is_levelled_under_full_scale_and_said(tmp_path, capsys):
+    record = _loud_dataset(tmp_path / "data")
+    code = main(["generate", "groundtruth", "--data", str(tmp_path / "data"), "--input", str(record.vocals),
+                 "--out", str(tmp_path / "acc.wav"), "--mix", str(tmp_path / "mix.wav")])
+    assert code == 0
+    acc, _ = sf.read(tmp_path / "acc.wav")
+    mixed, _ = sf.read(tmp_path / "mix.wav")
+    assert abs(np.abs(acc).max() - 0.99) < 1e-4 and np.abs(mixed).max() <= 0.99 + 1e-6
+    out = capsys.readouterr().out
+    assert f"levelled by {20 * np.log10(0.99 / 3.0):.1f} dB" in out  # the gain applied is printed
+
+
+def test_builtin_checkpoint_is_accepted_as_in_specs(tmp_path, capsys):
+    _tone(tmp_path / "v.wav", 44_100, 0.5, channels=2)
+    code = main(["generate", "fastsag", "--ckpt", "builtin:fastsag.pt", "--input", str(tmp_path / "v.wav"),
+                 "--out", str(tmp_path / "acc.wav"), "--steps", "2"])
+    assert code == 0 and sf.info(tmp_path / "acc.wav").frames == round(0.5 * 24_000)
+    assert main(["generate", "fastsag", "--ckpt", "builtin:nope.pt", "--input", str(tmp_path / "v.wav"),
+                 "--out", str(tmp_path / "acc.wav")]) == 2
+    assert "--ckpt builtin:nope.pt:" in capsys.readouterr().err
+
+
+def test_missing_ckpt_is_phrased_as_the_cli_option(tmp_path, capsys):
+    _tone(tmp_path / "v.wav", 24_000, 0.2, channels=1)
+    assert main(["generate", "fastsag", "--input", str(tmp_path / "v.wav"), "--out", str(tmp_path / "a.wav")]) == 2
+    error = capsys.readouterr().err
+    assert "needs --ckpt PATH" in error and "builtin:fastsag.pt" in error and "checkpoint=" not in error

@@ -16,6 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from sag_bench.reporting.report_page import write_report
     from sag_bench.runner.run import run_experiment
     from sag_bench.runner.spec import load_spec
 
@@ -29,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
         print((result.root / "tables" / f"{spec.table}_paper.md").read_text())
     print(f"run folder: {result.root}")
     print(f"plots:      {', '.join(str(p) for p in sorted((result.root / 'plots').glob('*.png')))}")
+    print(f"report:     {write_report(result.root)}  (open it in a browser; works offline)")
     study = _build_study(result.root, Path(args.out) / "study")
     if study:
         print(f"listening study: {study}  (serve it with `sag-bench listen serve {study}`)")

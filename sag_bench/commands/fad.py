@@ -1,4 +1,5 @@
-"""``sag-bench fad --embedder NAME REF_DIR EVAL_DIR``: Frechet Audio Distance between two folders of audio."""
+"""``sag-bench fad MODEL BASELINE EVAL`` (fadtk's order; ``--embedder MODEL BASELINE EVAL`` also works): Frechet
+Audio Distance between two folders of audio."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ DEFAULT_CACHE = Path(".sag-bench-cache")
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("fad", help="FAD between two folders (fadtk embedders or offline ones)",
                                    description="Frechet Audio Distance between the audio files of two folders.")
-    parser.add_argument("ref_dir", type=Path, metavar="REF_DIR", help="reference audio folder")
-    parser.add_argument("eval_dir", type=Path, metavar="EVAL_DIR", help="evaluated audio folder")
-    parser.add_argument("--embedder", required=True,
-                        help="dsp-spectral, crepe-tiny, or a fadtk model (vggish, MERT-v1-95M-7, clap-laion-music...)")
+    parser.add_argument("folders", nargs="+", metavar="MODEL BASELINE EVAL",
+                        help="embedder (dsp-spectral, crepe-tiny, or a fadtk model: vggish, MERT-v1-95M-7, "
+                             "clap-laion-music...), reference audio folder, evaluated audio folder")
+    parser.add_argument("--embedder", help="the embedder as an option (then give only BASELINE EVAL)")
     parser.add_argument("--inf", action="store_true", help="also compute FAD-inf (seeded)")
     parser.add_argument("--per-clip", action="store_true", help="also the FAD of each evaluated clip")
     parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
@@ -31,11 +32,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def positional(args: argparse.Namespace) -> tuple[str, Path, Path]:
+    """(model, baseline folder, eval folder) from ``MODEL BASELINE EVAL`` or ``--embedder MODEL BASELINE EVAL``."""
+    from sag_bench.cli import UserError
+
+    given = ([args.embedder] if args.embedder else []) + list(args.folders)
+    if len(given) != 3:
+        raise UserError(f"fad takes MODEL BASELINE EVAL (or --embedder MODEL BASELINE EVAL), got: {' '.join(given)}")
+    return given[0], Path(given[1]), Path(given[2])
+
+
 def run(args: argparse.Namespace) -> int:
     from sag_bench.cli import UserError
     from sag_bench.evaluation.embedders import load_embedder
     from sag_bench.evaluation.fad import audio_files, score
 
+    args.embedder, args.ref_dir, args.eval_dir = positional(args)
     if args.bootstrap < 0:
         raise UserError(f"--bootstrap must be >= 0, not {args.bootstrap}")
     ref, evaluated = audio_files(args.ref_dir), audio_files(args.eval_dir)
