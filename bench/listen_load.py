@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sag_bench.listening_test.build import build_study
 from sag_bench.listening_test.loadtest import free_port, run_load, start_server, stop_server
-from sag_bench.listening_test.synthetic import make_synthetic_run
+from tests.listen_synthetic import make_synthetic_run
 
 SYSTEMS = ["groundtruth", "fastsag", "singsong-sc", "randsong"]
 

@@ -15,7 +15,7 @@ from sag_bench.listening_test.build import build_study
 from sag_bench.listening_test.loadtest import LOOPBACK, free_port, run_load, start_server, stop_server
 from sag_bench.listening_test.server import completion_code, create_app, export_key
 from sag_bench.listening_test.study import Study, read_secret
-from sag_bench.listening_test.synthetic import make_synthetic_run
+from tests.listen_synthetic import make_synthetic_run
 
 SYSTEMS = ["groundtruth", "fastsag", "singsong-sc", "randsong"]
 
