@@ -48,8 +48,8 @@ class ScreeningRules:
     @classmethod
     def from_spec(cls, spec: dict[str, Any], source: str = "study.json") -> "ScreeningRules":
         """Rules from a study's ``screening`` table; missing keys take the defaults, unknown keys are an error."""
-        known = {item.name for item in fields(cls)}
-        unknown = sorted(set(spec) - known)
+        known = [item.name for item in fields(cls)]
+        unknown = sorted(set(spec) - set(known))
         if unknown:
             raise StudyError(f"{source}: unknown screening rule(s) {', '.join(unknown)} (known: {', '.join(known)})")
         return cls(**spec)
@@ -75,29 +75,29 @@ def screen_raters(ratings: pd.DataFrame, rules: ScreeningRules,
                   headphone: dict[str, tuple[int, int]] | None = None) -> pd.DataFrame:
     """One row per rater (columns :data:`COLUMNS`): counts, gold answers, offset, variance, correlation with the
     panel, headphone check, verdict and reasons. ``unplayed`` counts answers given without a full play."""
-    tests = ratings[ratings["kind"] == "test"]
-    gold = ratings[ratings["kind"] != "test"]
-    item_sum = tests.groupby("item_id")["score"].sum()
-    item_count = tests.groupby("item_id")["score"].count()
+    is_test = (ratings["kind"] == "test").to_numpy()
+    grouped = ratings[is_test].groupby("item_id")["score"]
+    others = pd.Series(np.nan, index=ratings.index)
+    others[is_test] = grouped.transform("count") - 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        others_mean = (grouped.transform("sum") - ratings.loc[is_test, "score"]) / others[is_test]
     rows = []
     for rater, own in ratings.groupby("rater_id", sort=False):
-        own_tests = tests[tests["rater_id"] == rater]
-        own_gold = gold[gold["rater_id"] == rater]
-        scores = own_tests["score"].to_numpy(np.float64)
-        others = item_count.reindex(own_tests["item_id"]).to_numpy() - 1
-        with np.errstate(invalid="ignore", divide="ignore"):
-            others_mean = (item_sum.reindex(own_tests["item_id"]).to_numpy() - scores) / others
-        usable = others > 0
-        offset = float((scores[usable] - others_mean[usable]).mean()) if usable.any() else 0.0
+        own_test = (own["kind"] == "test").to_numpy()
+        own_gold = own[~own_test]
+        scores = own.loc[own_test, "score"].to_numpy(np.float64)
+        panel = others_mean.reindex(own.index[own_test]).to_numpy()
+        usable = others.reindex(own.index[own_test]).to_numpy() > 0
+        offset = float((scores[usable] - panel[usable]).mean()) if usable.any() else 0.0
         points = _gold_points(own_gold, offset)
         trap = own_gold["kind"].to_numpy() == "trap"
         hp = (headphone or {}).get(rater)
-        rows.append({"rater_id": rater, "ratings": len(own), "test_ratings": len(own_tests),
+        rows.append({"rater_id": rater, "ratings": len(own), "test_ratings": int(own_test.sum()),
                      "unplayed": int((own["plays"] == 0).sum()) if "plays" in own else 0,
                      "gold_items": len(own_gold), "gold_points": int(points[~trap].sum()),
                      "trap_misses": int((points[trap] > 0).sum()), "offset": offset,
                      "variance": float(scores.var()) if scores.size else float("nan"),
-                     "correlation": _correlation(scores[usable], others_mean[usable]),
+                     "correlation": _correlation(scores[usable], panel[usable]),
                      "headphone": f"{hp[0]}/{hp[1]}" if hp else ""})
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     correlations = table["correlation"].dropna()
