@@ -30,7 +30,7 @@ DESIGNS = {
     # The check: 15 raters x 12 clips, every rater hears every clip.
     "null-crossed-15x12": Design(systems=EQUAL, clips=12, per_rater=12),
     # A system x rater interaction (sd 0.3) as well: the per-clip test is not built for it (see the docstring
-    # of sag_bench/listening_test/analysis.py); the crossed t test is.
+    # of sag_bench/listening_test/analysis.py); the per-rater and crossed tests model it.
     "null+system-x-rater": Design(systems=EQUAL, system_rater_sd=0.3),
     # Alike systems and careless raters: screening has little signal on the test items here.
     "null+careless": Design(systems=EQUAL, careless=PLANTED),

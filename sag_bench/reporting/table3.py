@@ -22,7 +22,8 @@ PAPER_TABLE3 = {"groundtruth": ("Human-composed", 4.15), "singsong-sc": ("SingSo
 INTERVAL_METHOD = ("95% CI: t interval with the standard error of a crossed raters x clips design (rater, clip and "
                    "residual variance components from pair differences, Welch-Satterthwaite df)")
 TEST_UNIT = ("Pairwise tests: Wilcoxon signed-rank on per-clip mean differences (unit: clip), Holm-corrected "
-             "across pairs; per-rater and crossed-model p values in pairwise.csv")
+             "across pairs; alternatives: the same on per-rater mean differences (unit: rater) and a crossed "
+             "raters x clips t test of the differences")
 PAPER_NOTE = "Paper: FastSAG Table 3 (MOS of harmony and coherence, 1-5)"
 
 
@@ -40,10 +41,12 @@ def markdown(report: Table3Report) -> str:
         lines.append(f"| {row.system} | {paper} | {row.mos:.2f} | {_interval(row.ci_low, row.ci_high)} | "
                      f"{row.ratings} | {row.raters} | {row.clips} |")
     lines += ["", f"{TEST_UNIT}:", "",
-              "| A | B | Clips | Mean A-B | r | p | p (Holm) | Significant |", "|---|---|---|---|---|---|---|---|"]
+              "| A | B | Clips | Mean A-B | r | p | p (Holm) | Significant | p (Holm), unit rater | p (Holm), crossed |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for row in report.pairwise.itertuples():
         lines.append(f"| {row.a} | {row.b} | {row.clips} | {row.mean_diff:+.2f} | {row.effect_r:+.2f} | "
-                     f"{row.p:.3g} | {row.p_holm:.3g} | {'yes' if row.significant else 'no'} |")
+                     f"{row.p:.3g} | {row.p_holm:.3g} | {'yes' if row.significant else 'no'} | "
+                     f"{row.p_rater_holm:.3g} | {row.p_crossed_holm:.3g} |")
     excluded = report.raters[report.raters["excluded"]]
     lines += ["", f"Raters: {len(report.raters)}, excluded {len(excluded)} (see raters.csv)."]
     lines += [f"- excluded {row.rater_id}: {row.reasons}" for row in excluded.itertuples()]
