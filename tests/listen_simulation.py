@@ -17,6 +17,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from sag_bench.listening_test.analysis import analyze_ratings
+from sag_bench.listening_test.screening import ScreeningRules
+
 CARELESS_KINDS = ("clicker", "straightliner", "constant")
 TRAP_SCORE = 2
 
@@ -130,11 +133,9 @@ INTERVALS = {"crossed": ("ci_low", "ci_high"), "rater_means": ("ci_rater_means_l
 P_COLUMNS = ("p", "p_rater", "p_crossed")
 
 
-def run_studies(design: Design, seeds: range, rules=None) -> Calibration:
+def run_studies(design: Design, seeds: range, rules: ScreeningRules | None = None) -> Calibration:
     """Simulate one study per seed, analyse it with ``analyze_ratings`` and score intervals, tests and screening
     against the planted truth. Null pairs are pairs of systems with equal latent means."""
-    from sag_bench.listening_test.analysis import analyze_ratings
-
     covered: dict[str, list[bool]] = {name: [] for name in INTERVALS}
     rejected: dict[str, list[bool]] = {name: [] for name in P_COLUMNS}
     honest, careless, errors = [], [], []

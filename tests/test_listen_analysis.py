@@ -41,7 +41,8 @@ def test_wilcoxon_agrees_with_scipy_and_reports_direction():
     assert statistics.wilcoxon_signed_rank(y, x)[2] == pytest.approx(-effect)
     assert statistics.wilcoxon_signed_rank(x, x) == (0.0, 1.0, 0.0)
     distinct = np.array([0.5, 1.25, -0.75, 2.0, 1.5])
-    assert statistics.wilcoxon_signed_rank(distinct, np.zeros(5))[1] == pytest.approx(6 / 32)  # W- = 2: 3 of 32 sign patterns, x2
+    # Exact: W- = 2 (rank of -0.75); 3 of the 32 sign patterns give W- <= 2; two-sided 6/32.
+    assert statistics.wilcoxon_signed_rank(distinct, np.zeros(5))[1] == pytest.approx(6 / 32)
 
 
 def test_crossed_mean_hand_computed_two_by_two():

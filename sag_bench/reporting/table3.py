@@ -41,7 +41,8 @@ def markdown(report: Table3Report) -> str:
         lines.append(f"| {row.system} | {paper} | {row.mos:.2f} | {_interval(row.ci_low, row.ci_high)} | "
                      f"{row.ratings} | {row.raters} | {row.clips} |")
     lines += ["", f"{TEST_UNIT}:", "",
-              "| A | B | Clips | Mean A-B | r | p | p (Holm) | Significant | p (Holm), unit rater | p (Holm), crossed |",
+              "| A | B | Clips | Mean A-B | r | p | p (Holm) | Significant | p (Holm), unit rater "
+              "| p (Holm), crossed |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for row in report.pairwise.itertuples():
         lines.append(f"| {row.a} | {row.b} | {row.clips} | {row.mean_diff:+.2f} | {row.effect_r:+.2f} | "
