@@ -26,8 +26,9 @@ pairs of ratings (unbiased U-statistics, the moment estimator behind CrowdMOS-st
     D_none  = mean over pairs (different rater and clip)   of (y_i - y_j)^2 / 2  =  s_R + s_C + s_E
 
 so ``s_R = D_none - D_rater``, ``s_C = D_none - D_clip``, ``s_E = D_rater + D_clip - D_none`` (negatives set to 0).
-The interval is ``mean +- t(df) * SE`` with Welch-Satterthwaite degrees of freedom from the three terms (rater
-term: raters - 1, clip term: clips - 1, residual: N - raters - clips + 1). All pair sums are computed from group
+The interval is ``mean +- t(df) * SE`` with Satterthwaite degrees of freedom for SE^2 written as
+``(w_R s_R + s_E / N) + (w_C s_C + s_E / N) - s_E / N`` with raters - 1, clips - 1 and N - raters - clips + 1
+degrees of freedom (in a balanced design: MS_rater / N + MS_clip / N - MS_error / N, the classical form). All pair sums are computed from group
 sums in O(N). The same estimator applied to paired differences of two systems gives a crossed paired test.
 """
 
@@ -114,8 +115,11 @@ def crossed_mean(values: np.ndarray, raters: np.ndarray, clips: np.ndarray) -> C
     var_clip = max(d_none - d_clip, 0.0)
     var_residual = max(d_rater + d_clip - d_none, 0.0)
     n_raters, n_clips = int(raters.max()) + 1, int(clips.max()) + 1
-    terms = np.array([var_rater * np.square(np.bincount(raters)).sum() / n ** 2,
-                      var_clip * np.square(np.bincount(clips)).sum() / n ** 2, var_residual / n])
+    # Satterthwaite on mean-square-like terms: in a balanced design they are MS_rater / N, MS_clip / N and
+    # -MS_error / N of the two-way ANOVA (SE^2 = (MS_rater + MS_clip - MS_error) / N).
+    residual = var_residual / n
+    terms = np.array([var_rater * np.square(np.bincount(raters)).sum() / n ** 2 + residual,
+                      var_clip * np.square(np.bincount(clips)).sum() / n ** 2 + residual, -residual])
     dofs = np.array([n_raters - 1, n_clips - 1, max(n - n_raters - n_clips + 1, 1)], dtype=np.float64)
     total = float(terms.sum())
     df = total ** 2 / float((terms ** 2 / dofs).sum()) if total > 0 else float(dofs.sum())

@@ -20,7 +20,7 @@ PAPER_TABLE3 = {"groundtruth": ("Human-composed", 4.15), "singsong-sc": ("SingSo
                 "randsong": ("RandSong", 1.48), "fastsag-interpolate": ("FastSAG (interpolate)", 2.78),
                 "fastsag": ("FastSAG", 3.13)}
 INTERVAL_METHOD = ("95% CI: t interval with the standard error of a crossed raters x clips design (rater, clip and "
-                   "residual variance components from pair differences, Welch-Satterthwaite df)")
+                   "residual variance components from pair differences, Satterthwaite df)")
 TEST_UNIT = ("Pairwise tests: Wilcoxon signed-rank on per-clip mean differences (unit: clip), Holm-corrected "
              "across pairs; alternatives: the same on per-rater mean differences (unit: rater) and a crossed "
              "raters x clips t test of the differences")
