@@ -1,6 +1,6 @@
 """Loopback load benchmark of the study server: N raters at once, M answers each (and each answer sent twice).
 
-    .venv/bin/python bench/listen_load.py [--raters 50] [--answers 20]
+    PYTHONPATH=. .venv/bin/python bench/listen_load.py [--raters 50] [--answers 20]    (from the repository root)
 
 Builds a synthetic study in a temporary folder, starts ``sag-bench listen serve`` as its own process, runs the
 load, then checks the database: every acknowledged rating present with its score, none stored twice.
@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from sag_bench.listening_test.build import build_study
-from sag_bench.listening_test.loadtest import free_port, run_load, start_server, stop_server
+from tests.listen_server_helpers import free_port, run_load, start_server, stop_server
 from tests.listen_synthetic import make_synthetic_run
 
 SYSTEMS = ["groundtruth", "fastsag", "singsong-sc", "randsong"]
@@ -41,7 +41,8 @@ def main() -> int:
     stored = {(r[0], r[1]): r[2] for r in rows}
     lost = sum(stored.get(key) != score for key, score in report.acknowledged.items())
     print(report.summary())
-    print(f"database: {len(rows)} rows, {len(rows) - len(stored)} duplicated, {lost} acknowledged ratings lost")
+    print(f"database: {len(rows)} rows, {len(rows) - len(stored)} duplicated, {lost} acknowledged ratings lost, "
+          f"{report.server_errors} 5xx")
     return 0 if lost == 0 and len(rows) == len(stored) and report.server_errors == 0 else 1
 
 

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sag_bench import cli
 from sag_bench.audio import load_audio, mix
 from sag_bench.listening_test import stimuli
-from sag_bench.listening_test.build import build_study
+from sag_bench.listening_test.build import AUDIO_MTIME, build_study
 from sag_bench.listening_test.loudness import integrated_loudness, matching_gains
 from sag_bench.listening_test.server import create_app
 from sag_bench.listening_test.study import Study, StudyError
@@ -77,6 +77,24 @@ def test_study_json_describes_systems_clips_gold_and_hides_nothing_needed(study)
     assert len(set(names)) == len(names)
     assert not any(system in name or "clip" in name for system in SYSTEMS for name in names)
     assert len(spec["headphone_check"]["trials"]) == 3
+
+
+def test_runner_reference_mix_is_no_condition_and_gold_uses_unevaluated_clips(tmp_path):
+    run = make_synthetic_run(tmp_path / "run", SYSTEMS, clips=4, seconds=1.0)
+    for source in (run / "mixes" / "groundtruth").iterdir():  # the runner writes its ground-truth mix here too
+        (run / "mixes" / "reference").mkdir(exist_ok=True)
+        (run / "mixes" / "reference" / source.name).write_bytes(source.read_bytes())
+    build_study(run, tmp_path / "s", per_rater=2, seed=1, audio_format="wav")
+    study = Study.open(tmp_path / "s")
+    assert study.systems == sorted(SYSTEMS)
+    gold_clips = {item.clip for item in study.gold_items()}
+    assert len(study.clips) == 3 and not gold_clips & set(study.clips)  # one clip held out for gold items
+    files = sorted((tmp_path / "s" / "audio").iterdir())
+    contents = [f.read_bytes() for f in files]
+    assert len(set(contents)) == len(contents) == 3 * 3 + 4 + 1 + 3  # tests, gold, volume example, headphone
+    assert {f.stat().st_mtime for f in files} == {AUDIO_MTIME}
+    with pytest.raises(StudyError, match="'reference' is the runner's ground-truth mix"):
+        build_study(run, tmp_path / "t", systems=["reference", "fastsag"])
 
 
 def test_assignment_is_balanced_randomised_and_within_rater(study):
@@ -161,7 +179,8 @@ def test_cli_build_then_analyze_end_to_end(run_dir, tmp_path, capsys):
                 # The synthetic systems are ordered by quality: groundtruth > fastsag > randsong.
                 score = {"groundtruth": 5, "fastsag": 3 + rater % 2, "randsong": 1 + rater % 2}.get(item.system)
                 score = score or item.expected[0]
-                client.post(f"/api/sessions/{session['rater_id']}/ratings", json={"item_id": item.id, "score": score},
+                client.post(f"/api/sessions/{session['rater_id']}/ratings",
+                            json={"item_id": item.id, "score": score, "plays": 1},
                             headers=headers)
     assert cli.main(["listen", "analyze", str(out)]) == 0
     printed = capsys.readouterr().out

@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("study_dir")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--allow-empty-database", action="store_true",
+                       help="start even though the study issued sessions before and its database is missing or "
+                            "empty (those raters' sessions are lost)")
     serve.set_defaults(handler=run_serve)
 
     analyze = actions.add_parser("analyze", help="Table 3: MOS with crossed raters x clips CIs, pairwise tests on "
@@ -54,12 +57,13 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from sag_bench.listening_test.db import StoreError
     from sag_bench.listening_test.server import serve
 
     user_error, study_error = _user_errors()
     try:
-        serve(args.study_dir, args.host, args.port)
-    except study_error as error:
+        serve(args.study_dir, args.host, args.port, args.allow_empty_database)
+    except (study_error, StoreError) as error:
         raise user_error(str(error)) from None
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -19,6 +20,7 @@ from sag_bench.listening_test import stimuli
 from sag_bench.listening_test.loudness import matching_gains
 from sag_bench.listening_test.study import (AUDIO_DIR, DATABASE_FILE, STUDY_FILE, STUDY_FORMAT, StudyError,
                                             write_secret)
+from sag_bench.runner.scoring import REFERENCE
 from sag_bench.store import read_json, write_json
 
 DEFAULT_PRESET = "fastsag_mos.toml"
@@ -26,6 +28,8 @@ DEFAULT_PRESET = "fastsag_mos.toml"
 DEFAULT_PER_RATER = 20
 HEADPHONE_TRIALS = ((0, 1), (2, 0), (1, 2), (0, 2), (1, 0), (2, 1))  # (soft, antiphase) positions
 HEADPHONE_TRIALS_USED = 3
+# Every audio file gets this modification time, so file dates say nothing about the order they were written in.
+AUDIO_MTIME = 946_684_800  # 2000-01-01T00:00:00Z
 
 
 @dataclass(frozen=True)
@@ -69,8 +73,12 @@ def _run_inputs(run_dir: Path, systems: list[str] | None) -> tuple[ClipDataset, 
     data_dir = Path(manifest["data_dir"])
     # Relative data_dir: against the run folder first, then the working directory.
     dataset = ClipDataset(run_dir / data_dir if (run_dir / data_dir).is_dir() else data_dir)
-    available = sorted(p.name for p in (run_dir / "mixes").glob("*") if p.is_dir()) or \
+    # The runner's ``mixes/reference`` is its own ground-truth mix, never a condition of the study.
+    available = sorted(p.name for p in (run_dir / "mixes").glob("*") if p.is_dir() and p.name != REFERENCE) or \
         sorted(p.name for p in (run_dir / "generated").glob("*") if p.is_dir())
+    if systems and REFERENCE in systems:
+        raise StudyError(f"{run_dir}: '{REFERENCE}' is the runner's ground-truth mix, not a system (the human "
+                         "accompaniment is the system that produced generated/groundtruth)")
     systems = systems or available
     unknown = [s for s in systems if s not in available]
     if unknown or not systems:
@@ -101,6 +109,22 @@ def _opaque(secret: bytes, key: str) -> str:
     return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()[:16]
 
 
+def _spare_clips(dataset: ClipDataset, evaluated: list[str], rng: np.random.Generator) -> tuple[list[str], list[str]]:
+    """(evaluated clips, spare clips): gold items and the volume example use clips no system is rated on.
+
+    Spare clips are the dataset's clips outside the study; when there are none, one evaluated clip (seeded) is
+    held out of the evaluation instead.
+    """
+    spare = sorted(record.id for record in dataset.records() if record.id not in set(evaluated))
+    if spare:
+        return evaluated, spare
+    if len(evaluated) < 2:
+        raise StudyError(f"{dataset.root}: a study needs a clip outside the evaluation for its gold items and "
+                         f"volume example, but the dataset has only {len(evaluated)} clip(s)")
+    held = int(rng.integers(len(evaluated)))
+    return [clip for index, clip in enumerate(evaluated) if index != held], [evaluated[held]]
+
+
 def _gold_plan(preset: dict[str, Any], clips: list[str], rng: np.random.Generator) -> list[dict[str, Any]]:
     gold = preset["gold"]
     kinds = ["anchor"] * gold["anchors"] + ["reference"] * gold["references"] + ["trap"] * gold["traps"]
@@ -119,14 +143,22 @@ def _gold_audio(kind: str, vocals: np.ndarray, accompaniment: np.ndarray) -> np.
     return mix(vocals, backing)[0]
 
 
+def _excerpt(audio: np.ndarray, part: int, parts: int) -> np.ndarray:
+    """The audio started ``part/parts`` of the way in (wrapping round): gold items and the volume example that
+    share a spare clip still differ in every file."""
+    return np.roll(audio, -(part * len(audio) // parts), axis=0)
+
+
 def build_study(run_dir: str | Path, out: str | Path, systems: list[str] | None = None, clips: int | None = None,
                 per_rater: int = DEFAULT_PER_RATER, seed: int = 0, preset_path: str | Path | None = None,
                 audio_format: str | None = None) -> Path:
     """Build a study folder at ``out`` from the run at ``run_dir``; returns the path of ``study.json``.
 
     ``clips`` limits the study to a seeded random subset of the run's clips (all by default); each rater hears
-    ``per_rater`` clips with every system, plus the gold items of the preset. All stimuli are loudness-matched
-    (BS.1770) and encoded as ``audio_format`` (the preset's by default) under opaque names.
+    ``per_rater`` clips with every system, plus the gold items of the preset. Gold items and the volume example
+    are made from clips that are not evaluated (see :func:`_spare_clips`), so no gold or example file equals, or
+    sounds like, a rated stimulus. All stimuli are loudness-matched (BS.1770), encoded as ``audio_format`` (the
+    preset's by default) under opaque names, written in a shuffled order and given one common modification time.
     """
     run_dir, out = Path(run_dir), Path(out)
     if (out / DATABASE_FILE).exists():
@@ -149,7 +181,8 @@ def build_study(run_dir: str | Path, out: str | Path, systems: list[str] | None 
     if missing:
         raise StudyError(f"{dataset.root}: clips {missing[:3]} of the run are not in the dataset manifest")
 
-    gold_plan = _gold_plan(preset, available, rng)
+    available, spare = _spare_clips(dataset, available, rng)
+    gold_plan = _gold_plan(preset, spare, rng)
     stimuli_list: list[Stimulus] = []
     items: list[dict[str, Any]] = []
     for clip in tqdm(available, desc="study: loading mixes", unit="clip"):
@@ -158,30 +191,34 @@ def build_study(run_dir: str | Path, out: str | Path, systems: list[str] | None 
             key = f"test/{system}/{clip}"
             stimuli_list.append(Stimulus(key, _system_mix(run_dir, system, clip, pair.vocals)))
             items.append({"key": key, "kind": "test", "system": system, "clip": clip})
-        for gold in (g for g in gold_plan if g["clip"] == clip):
-            stimuli_list.append(Stimulus(gold["key"], _gold_audio(gold["kind"], pair.vocals, pair.accompaniment)))
+    for clip in sorted({gold["clip"] for gold in gold_plan}):
+        pair = dataset.load(records[clip])
+        for number, gold in ((n, g) for n, g in enumerate(gold_plan) if g["clip"] == clip):
+            audio = _gold_audio(gold["kind"], pair.vocals, pair.accompaniment)
+            stimuli_list.append(Stimulus(gold["key"], _excerpt(audio, number, len(gold_plan) + 1)))
             items.append(gold)
-    calibration_clip = available[0]
-    calibration = dataset.load(records[calibration_clip])
-    stimuli_list.append(Stimulus("calibration", mix(calibration.vocals, calibration.accompaniment)[0]))
+    calibration = dataset.load(records[spare[-1]])
+    example = mix(calibration.vocals, calibration.accompaniment)[0]
+    stimuli_list.append(Stimulus("calibration", _excerpt(example, len(gold_plan), len(gold_plan) + 1)))
 
     loudness = preset["loudness"]
     gains, common, measured = matching_gains({s.key: s.audio for s in stimuli_list}, SAMPLE_RATE,
                                              loudness["target_lufs"], loudness["peak_limit"])
     secret = write_secret(out)
     audio_dir = out / AUDIO_DIR
+    sounds = {s.key: s.audio * gains[s.key] for s in stimuli_list}
+    headphone = HEADPHONE_TRIALS[:HEADPHONE_TRIALS_USED]
+    for number, (soft, antiphase) in enumerate(headphone):
+        sounds[f"headphone/{number}"] = stimuli.headphone_trial(soft, antiphase, SAMPLE_RATE)
     names: dict[str, str] = {}
-    for stimulus in tqdm(stimuli_list, desc=f"study: encoding {fmt}", unit="file"):
-        path = stimuli.write_encoded(audio_dir, _opaque(secret, stimulus.key), stimulus.audio * gains[stimulus.key],
-                                     SAMPLE_RATE, fmt, preset["audio"]["bitrate"])
-        names[stimulus.key] = f"{AUDIO_DIR}/{path.name}"
-
-    trials = []
-    for number, (soft, antiphase) in enumerate(HEADPHONE_TRIALS[:HEADPHONE_TRIALS_USED]):
-        key = f"headphone/{number}"
-        path = stimuli.write_encoded(audio_dir, _opaque(secret, key), stimuli.headphone_trial(soft, antiphase,
-                                     SAMPLE_RATE), SAMPLE_RATE, fmt, preset["audio"]["bitrate"])
-        trials.append({"audio": f"{AUDIO_DIR}/{path.name}", "answer": soft + 1})
+    order = [list(sounds)[k] for k in rng.permutation(len(sounds))]  # nothing on disk follows system order
+    for key in tqdm(order, desc=f"study: encoding {fmt}", unit="file"):
+        path = stimuli.write_encoded(audio_dir, _opaque(secret, key), sounds[key], SAMPLE_RATE, fmt,
+                                     preset["audio"]["bitrate"])
+        os.utime(path, (AUDIO_MTIME, AUDIO_MTIME))
+        names[key] = f"{AUDIO_DIR}/{path.name}"
+    trials = [{"audio": names[f"headphone/{number}"], "answer": soft + 1}
+              for number, (soft, _) in enumerate(headphone)]
 
     study_items = []
     for item in items:
@@ -192,7 +229,7 @@ def build_study(run_dir: str | Path, out: str | Path, systems: list[str] | None 
     spec = {
         "format": STUDY_FORMAT, "study_id": _opaque(secret, "study"), "source_run": str(run_dir.resolve()),
         "dataset": str(dataset.root.resolve()), "seed": seed, "per_rater": min(per_rater, len(available)),
-        "systems": systems, "clips": available, "audio_format": fmt,
+        "systems": systems, "clips": available, "gold_clips": spare, "audio_format": fmt,
         **{key: preset[key] for key in ("title", "question", "hint", "instructions", "consent")},
         "scale": {str(k): preset["scale"][str(k)] for k in range(5, 0, -1)},
         "screening": preset["screening"], "server": preset["server"],

@@ -3,13 +3,17 @@
 A rating is acknowledged only after its transaction committed, so a ``kill -9`` (or power loss) of the server
 after the acknowledgement cannot lose it. (rater, item) is the primary key: a rater answers an item once; the
 identical answer sent again is accepted as a no-op (idempotent re-submission), a different one is a conflict.
+
+The store also guards against the database file going away under it: every read and write first checks that the
+path still names the file it opened (same device and inode), and a write is acknowledged only when that still
+holds after the commit. Once tokens have been issued, a marker file next to the database records it, so a
+restart on a missing or empty database is refused instead of silently starting a new study.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-import secrets
 import sqlite3
 import threading
 import time
@@ -18,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from sag_bench.store import sha256_bytes
+from sag_bench.store import atomic_write_text, sha256_bytes
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS raters (
@@ -29,10 +33,17 @@ CREATE TABLE IF NOT EXISTS ratings (
     rater_id TEXT NOT NULL REFERENCES raters(id), item_id TEXT NOT NULL, score INTEGER NOT NULL
     CHECK (score BETWEEN 1 AND 5), comment TEXT NOT NULL DEFAULT '', listen_seconds REAL, plays INTEGER,
     position INTEGER NOT NULL, created REAL NOT NULL, PRIMARY KEY (rater_id, item_id));
-CREATE TABLE IF NOT EXISTS rejections (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL, client TEXT, method TEXT, path TEXT,
-    status INTEGER NOT NULL, reason TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS raters_external_id ON raters(external_id) WHERE external_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS rejection_counts (
+    status INTEGER NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL, first REAL NOT NULL, last REAL NOT NULL,
+    PRIMARY KEY (status, reason));
 """
+# Written next to the database when the first token is issued; its presence means raters hold sessions.
+ISSUED_MARKER_SUFFIX = ".tokens-issued"
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used (unopenable, or replaced/deleted while the server runs); one-line reason."""
 
 
 class ConflictError(ValueError):
@@ -60,26 +71,66 @@ class Rater:
         return hmac.compare_digest(self.token_sha256, sha256_bytes(token.encode()))
 
 
-class RatingStore:
-    """All reads and writes of ``ratings.sqlite``; safe to share between the server's worker threads."""
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
 
-    def __init__(self, path: str | Path) -> None:
+
+class RatingStore:
+    """All reads and writes of ``ratings.sqlite``; safe to share between the server's worker threads.
+
+    Refuses (:class:`StoreError`) to open a missing or empty database once tokens were issued, unless
+    ``allow_empty``; raises :class:`StoreError` on any access after the file was deleted or replaced.
+    """
+
+    def __init__(self, path: str | Path, allow_empty: bool = False) -> None:
         self.path = Path(path)
+        self.marker = self.path.with_name(self.path.name + ISSUED_MARKER_SUFFIX)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(SCHEMA)
+        existed = self.path.is_file()
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(SCHEMA)
+            raters = self._db.execute("SELECT COUNT(*) FROM raters").fetchone()[0]
+        except sqlite3.Error as error:
+            raise StoreError(f"{self.path}: cannot open the ratings database ({error}; is the folder writable?)") \
+                from None
+        if self.marker.exists() and raters == 0 and not allow_empty:
+            self._db.close()
+            if not existed:
+                for suffix in ("", "-wal", "-shm"):
+                    self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+            raise StoreError(f"{self.path}: {'missing' if not existed else 'empty'} but this study has issued "
+                             f"sessions before ({self.marker.name}); restore the database, or start over on purpose "
+                             "with --allow-empty-database")
+        self._identity = _identity(self.path)
 
     def close(self) -> None:
         """Close the connection (checkpoints the WAL)."""
         with self._lock:
             self._db.close()
 
+    def check(self) -> None:
+        """Raise :class:`StoreError` when the database file was deleted or replaced since it was opened."""
+        if _identity(self.path) != self._identity:
+            raise StoreError(f"{self.path}: the database file was deleted or replaced while the server ran; "
+                             "refusing to read or store ratings (restore it and restart)")
+
+    def _read(self, query: str, parameters: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            self.check()
+            return self._db.execute(query, parameters).fetchall()
+
     def _write(self, action: Callable[[sqlite3.Connection], Any]) -> Any:
         with self._lock:
+            self.check()
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 result = action(self._db)
@@ -87,38 +138,66 @@ class RatingStore:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+            self.check()  # committed into a file that is still the study's database, or not acknowledged
             return result
 
-    def create_rater(self, assign: Callable[[int], list[str]], external_id: str | None = None,
-                     user_agent: str | None = None) -> tuple[Rater, str]:
-        """A new rater with a fresh UUID and secret token; ``assign(index)`` gives their items. Returns (rater, token)."""
-        rater_id, token = str(uuid.uuid4()), secrets.token_urlsafe(24)
+    def create_rater(self, assign: Callable[[int], list[str]], token_for: Callable[[str], str],
+                     external_id: str | None = None, user_agent: str | None = None) -> tuple[Rater, bool]:
+        """The session of ``external_id`` when it has one, else a new rater (fresh UUID; ``assign(index)`` gives
+        the items, ``token_for(rater_id)`` the secret token whose hash is kept). Returns (rater, created)."""
+        rater_id = str(uuid.uuid4())
 
-        def insert(db: sqlite3.Connection) -> int:
+        def insert(db: sqlite3.Connection) -> str | None:
+            if external_id is not None:
+                known = db.execute("SELECT id FROM raters WHERE external_id = ?", (external_id,)).fetchone()
+                if known is not None:
+                    return known[0]
             index = db.execute("SELECT COALESCE(MAX(idx), -1) + 1 FROM raters").fetchone()[0]
             db.execute("INSERT INTO raters (id, idx, token_sha256, external_id, user_agent, items, created) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?)", (rater_id, index, sha256_bytes(token.encode()), external_id, user_agent,
-                                                       json.dumps(assign(index)), time.time()))
-            return index
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)", (rater_id, index, sha256_bytes(token_for(rater_id).encode()),
+                                                       external_id, user_agent, json.dumps(assign(index)),
+                                                       time.time()))
+            return None
 
-        self._write(insert)
-        return self.rater(rater_id), token
+        if not self.marker.exists():  # before any token can be acknowledged
+            since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            atomic_write_text(self.marker, f"sessions issued since {since}\n")
+        known = self._write(insert)
+        rater = self.rater(known or rater_id)
+        if rater is None:
+            raise StoreError(f"{self.path}: rater {known or rater_id} vanished right after it was stored")
+        return rater, known is None
 
     def rater(self, rater_id: str) -> Rater | None:
         """The rater with this id, or None."""
-        with self._lock:
-            row = self._db.execute("SELECT * FROM raters WHERE id = ?", (rater_id,)).fetchone()
-        if row is None:
+        return self._rater_where("id", rater_id)
+
+    def rater_by_external_id(self, external_id: str) -> Rater | None:
+        """The rater who signed up with this crowd-platform id, or None."""
+        return self._rater_where("external_id", external_id)
+
+    def rater_count(self) -> int:
+        """How many sessions were handed out."""
+        return self._read("SELECT COUNT(*) FROM raters")[0][0]
+
+    def _rater_where(self, column: str, value: str) -> Rater | None:
+        rows = self._read(f"SELECT * FROM raters WHERE {column} = ?", (value,))
+        if not rows:
             return None
+        row = rows[0]
         headphone = None if row["headphone_total"] is None else (row["headphone_correct"], row["headphone_total"])
         return Rater(id=row["id"], index=row["idx"], items=json.loads(row["items"]), external_id=row["external_id"],
                      headphone=headphone, completed=row["completed"], token_sha256=row["token_sha256"])
 
     def answers(self, rater_id: str) -> dict[str, int]:
         """Item id -> score for everything this rater has answered."""
-        with self._lock:
-            rows = self._db.execute("SELECT item_id, score FROM ratings WHERE rater_id = ?", (rater_id,)).fetchall()
-        return {row[0]: row[1] for row in rows}
+        return {row[0]: row[1] for row in self._read("SELECT item_id, score FROM ratings WHERE rater_id = ?",
+                                                    (rater_id,))}
+
+    def unheard(self, rater_id: str) -> int:
+        """How many of this rater's answers carry no evidence of a full play (plays missing or 0)."""
+        return self._read("SELECT COUNT(*) FROM ratings WHERE rater_id = ? AND COALESCE(plays, 0) < 1",
+                          (rater_id,))[0][0]
 
     def add_rating(self, rater: Rater, item_id: str, score: int, comment: str = "",
                    listen_seconds: float | None = None, plays: int | None = None) -> tuple[bool, int]:
@@ -146,26 +225,33 @@ class RatingStore:
 
         return self._write(insert)
 
-    def set_headphone(self, rater_id: str, correct: int, total: int) -> None:
-        """Record the rater's headphone-check result (the first one counts)."""
-        self._write(lambda db: db.execute(
-            "UPDATE raters SET headphone_correct = ?, headphone_total = ? WHERE id = ? AND headphone_total IS NULL",
-            (correct, total, rater_id)))
+    def set_headphone(self, rater_id: str, correct: int, total: int) -> tuple[int, int]:
+        """Record the rater's headphone-check result; the first one counts and is returned (correct, total)."""
+        def update(db: sqlite3.Connection) -> tuple[int, int]:
+            db.execute("UPDATE raters SET headphone_correct = ?, headphone_total = ? WHERE id = ? "
+                       "AND headphone_total IS NULL", (correct, total, rater_id))
+            row = db.execute("SELECT headphone_correct, headphone_total FROM raters WHERE id = ?",
+                             (rater_id,)).fetchone()
+            return row[0], row[1]
+
+        return self._write(update)
 
     def mark_complete(self, rater_id: str) -> None:
         """Record when the rater finished (the first time counts)."""
         self._write(lambda db: db.execute("UPDATE raters SET completed = ? WHERE id = ? AND completed IS NULL",
                                           (time.time(), rater_id)))
 
-    def log_rejection(self, status: int, reason: str, client: str = "", method: str = "", path: str = "") -> None:
-        """Keep a record of a refused request (status, reason, who, what)."""
-        self._write(lambda db: db.execute(
-            "INSERT INTO rejections (created, client, method, path, status, reason) VALUES (?, ?, ?, ?, ?, ?)",
-            (time.time(), client, method, path[:300], status, reason[:500])))
+    def add_rejection_counts(self, counts: dict[tuple[int, str], tuple[int, float, float]]) -> None:
+        """Add refused-request counts ``{(status, reason): (count, first, last)}`` in one transaction."""
+        def upsert(db: sqlite3.Connection) -> None:
+            db.executemany("INSERT INTO rejection_counts (status, reason, count, first, last) VALUES (?, ?, ?, ?, ?) "
+                           "ON CONFLICT (status, reason) DO UPDATE SET count = count + excluded.count, "
+                           "last = excluded.last", [(s, r, c, f, l) for (s, r), (c, f, l) in counts.items()])
+
+        self._write(upsert)
 
     def _rows(self, query: str) -> list[dict[str, Any]]:
-        with self._lock:
-            return [dict(row) for row in self._db.execute(query).fetchall()]
+        return [dict(row) for row in self._read(query)]
 
     def ratings(self) -> list[dict[str, Any]]:
         """Every rating with its rater's external id, in insertion order."""
@@ -180,5 +266,5 @@ class RatingStore:
                           "json_array_length(items) AS assigned FROM raters ORDER BY idx")
 
     def rejections(self) -> list[dict[str, Any]]:
-        """Every refused request, oldest first."""
-        return self._rows("SELECT * FROM rejections ORDER BY id")
+        """Refused requests counted by (status, reason), most frequent first."""
+        return self._rows("SELECT * FROM rejection_counts ORDER BY count DESC, status, reason")

@@ -6,9 +6,12 @@ Layout of a study folder::
     secret.key        random key for completion codes and the export endpoint (never served)
     audio/<name>      loudness-matched mixes with opaque names (the name does not reveal the system)
     ratings.sqlite    the answers (written by the server)
+    ratings.sqlite.tokens-issued   written before the first session is handed out: a later start on a missing or
+                      empty database is refused (``listen serve --allow-empty-database`` overrides)
 
 Each rater gets ``per_rater`` clips, every system on each of them (a within-rater design, so systems can be
-compared pairwise), plus every gold item, in an order of their own.
+compared pairwise), plus every gold item, in an order of their own. Gold items and the volume example are made
+from ``gold_clips``, clips that no system is rated on.
 """
 
 from __future__ import annotations

@@ -1,10 +1,14 @@
 // sag-bench listening test client. No dependencies; works offline against the study server.
 // The session (rater id + token) and any answer not yet acknowledged live in localStorage, so a reload or a
 // crash resumes where the rater stopped and an answer is only forgotten once the server has stored it.
+// Every refusal is handled explicitly: a connection problem or server error is retried a bounded number of times
+// and then left to the rater ("Try again"), a refused answer is explained and the item stays open, and a saved
+// session the server does not accept is never discarded without asking.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const RETRY_MS = 2000;
+const MAX_ATTEMPTS = 10;
 const CROWD_ID_PARAMS = ["PROLIFIC_PID", "workerId", "participant", "pid"];
 
 let study = null;
@@ -28,9 +32,38 @@ async function api(method, path, body) {
 function show(page) {
   for (const section of document.querySelectorAll("main > section")) section.hidden = section.id !== "page-" + page;
   $("status").textContent = "";
+  $("problem").hidden = true;
 }
 
 function status(text) { $("status").textContent = text; }
+
+// Worth sending again: no answer from the server, a server error, or "too many requests".
+function transient(error) { return !(error instanceof HttpError) || error.status >= 500 || error.status === 429; }
+
+// Stop and tell the rater; each action is {label, run}. Nothing stored in this browser is dropped.
+function problem(text, actions) {
+  $("problem-text").textContent = text;
+  const box = $("problem-actions");
+  box.innerHTML = "";
+  for (const action of actions) {
+    const button = document.createElement("button");
+    button.textContent = action.label;
+    button.onclick = () => { $("problem").hidden = true; action.run(); };
+    box.appendChild(button);
+  }
+  $("status").textContent = "";
+  $("problem").hidden = false;
+}
+
+// Retry ``task(attempt)`` after a transient failure, at most MAX_ATTEMPTS times, then ask the rater.
+function retryLater(task, attempt, what, error) {
+  if (attempt + 1 >= MAX_ATTEMPTS) {
+    return problem(`${what} did not work (${error.message}). Your answers are kept in this browser.`,
+                   [{ label: "Try again", run: () => task(0) }]);
+  }
+  status(`${what} did not work (${error.message}); retrying (${attempt + 1} of ${MAX_ATTEMPTS - 1})...`);
+  return setTimeout(() => task(attempt + 1), RETRY_MS);
+}
 
 function saveLocal() {
   localStorage.setItem(storageKey, JSON.stringify({ rater_id: session.rater_id, token: session.token,
@@ -96,6 +129,7 @@ async function startSession() {
     $("start").disabled = false;
     return;
   }
+  session.pending = null;
   saveLocal();
   route();
 }
@@ -125,17 +159,43 @@ function renderHeadphone(trial, answers) {
   show("headphone");
 }
 
-async function submitHeadphone(answers) {
+async function submitHeadphone(answers, attempt = 0) {
   try {
     await api("POST", `/api/sessions/${session.rater_id}/headphone`, { answers });
   } catch (error) {
-    if (!(error instanceof HttpError) || error.status >= 500) {
-      status("Could not save, retrying...");
-      return setTimeout(() => submitHeadphone(answers), RETRY_MS);
-    }
+    if (transient(error)) return retryLater((n) => submitHeadphone(answers, n), attempt, "Saving the check", error);
+    return sessionProblem(error);
   }
   session.headphone_done = true;
   route();
+}
+
+// The server does not accept this session or request: say so, and let the rater decide.
+function sessionProblem(error) {
+  problem(`The server refused this step: ${error.message}.`, [
+    { label: "Try again", run: () => location.reload() },
+    { label: "Start a new session", run: discardSession },
+  ]);
+}
+
+// Keep the refused session under another key (never silently deleted), then start afresh.
+function discardSession() {
+  const saved = localStorage.getItem(storageKey);
+  if (saved) localStorage.setItem(`${storageKey}/set-aside/${Date.now()}`, saved);
+  localStorage.removeItem(storageKey);
+  session = null;
+  renderWelcome();
+}
+
+async function resync(then) {
+  try {
+    const fresh = await api("GET", `/api/sessions/${session.rater_id}`);
+    session = { ...fresh, token: session.token, pending: null };
+    saveLocal();
+  } catch (error) {
+    return transient(error) ? retryLater(() => resync(then), 0, "Loading your progress", error) : sessionProblem(error);
+  }
+  return then();
 }
 
 function renderTrial(index) {
@@ -159,6 +219,7 @@ function renderTrial(index) {
     scale.appendChild(label);
   }
   $("submit").disabled = true;
+  $("submit").dataset.item = item.id;
   scale.onchange = () => { $("submit").disabled = false; };
   $("listen-note").hidden = false;
   $("trial-play").innerHTML = "&#9654; Play";
@@ -185,17 +246,18 @@ function prefetch(index) {
 }
 
 // Send the answer waiting in localStorage until the server acknowledges it; only then move on.
-async function sendPending() {
+async function sendPending(attempt = 0) {
   const pending = session.pending;
   if (!pending) return route();
   try {
     await api("POST", `/api/sessions/${session.rater_id}/ratings`, pending);
   } catch (error) {
-    if (!(error instanceof HttpError) || error.status >= 500) {
-      status("Could not save your answer (connection?). Retrying...");
-      return setTimeout(sendPending, RETRY_MS);
+    if (transient(error)) return retryLater(sendPending, attempt, "Saving your answer", error);
+    if (error.status === 409) {  // answered differently before (another tab): the first answer stands
+      return resync(() => { route(); status("This clip was already answered earlier; that answer is kept."); });
     }
-    if (error.status !== 409) status("The server refused this answer: " + error.message);
+    if (error.status === 422) return refusedAnswer(pending, error);
+    return sessionProblem(error);
   }
   session.answers[pending.item_id] = pending.score;
   session.pending = null;
@@ -203,7 +265,17 @@ async function sendPending() {
   route();
 }
 
-async function finish() {
+// The server refused the answer itself (e.g. a character it does not accept): explain, and keep the item open.
+function refusedAnswer(pending, error) {
+  session.pending = null;
+  saveLocal();
+  const onPage = !$("page-trial").hidden && $("submit").dataset.item === pending.item_id;
+  if (!onPage) route();
+  $("submit").disabled = false;
+  status("This answer was not accepted: " + error.message + ". Please change it and save again.");
+}
+
+async function finish(attempt = 0, synced = false) {
   try {
     const result = await api("POST", `/api/sessions/${session.rater_id}/complete`);
     $("code").textContent = result.completion_code;
@@ -214,44 +286,44 @@ async function finish() {
     $("progress-bar").style.width = "100%";
     show("done");
   } catch (error) {
-    status("Could not finish (connection?). Retrying...");
-    setTimeout(finish, RETRY_MS);
+    if (transient(error)) return retryLater((n) => finish(n, synced), attempt, "Finishing", error);
+    if (error.status === 409 && !synced) {  // the server misses something: load its view once and continue
+      return resync(() => (session.headphone_done && session.items.every((i) => i.id in session.answers)
+        ? finish(0, true) : route()));
+    }
+    problem(`The study could not be finished: ${error.message}.`, [{ label: "Try again", run: () => finish(0) }]);
   }
 }
 
-async function resume(saved) {
+async function resume(saved, attempt = 0) {
   session = { rater_id: saved.rater_id, token: saved.token };
   try {
     const fresh = await api("GET", `/api/sessions/${saved.rater_id}`);
     session = { ...fresh, token: saved.token, pending: saved.pending };
-    return true;
   } catch (error) {
-    if (error instanceof HttpError && error.status < 500) {
-      localStorage.removeItem(storageKey);  // a session this server does not know: start afresh
-      session = null;
-      return false;
-    }
-    throw error;
+    if (transient(error)) return retryLater((n) => resume(saved, n), attempt, "Loading your session", error);
+    session = saved;
+    return problem(`This browser holds a session the server does not accept (${error.message}). ` +
+                   "Starting a new session keeps the old one set aside in this browser.", [
+      { label: "Try again", run: () => location.reload() },
+      { label: "Start a new session", run: discardSession },
+    ]);
   }
+  return session.pending ? sendPending() : route();
 }
 
-async function boot() {
+async function boot(attempt = 0) {
   try {
     study = await api("GET", "/api/study");
   } catch (error) {
-    status("The study could not be loaded: " + error.message);
-    return;
+    return transient(error) ? retryLater(boot, attempt, "Loading the study", error)
+      : status("The study could not be loaded: " + error.message);
   }
   document.title = study.title;
   $("title").textContent = study.title;
   storageKey = "sag-bench-session/" + study.study_id;
   const saved = JSON.parse(localStorage.getItem(storageKey) || "null");
-  try {
-    if (saved && (await resume(saved))) return session.pending ? sendPending() : route();
-  } catch (error) {
-    status("Could not reach the server, retrying...");
-    return setTimeout(boot, RETRY_MS);
-  }
+  if (saved) return resume(saved);
   renderWelcome();
 }
 

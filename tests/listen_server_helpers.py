@@ -1,6 +1,7 @@
-"""Run a study server as a separate process and put it under load from many simulated raters at once.
+"""Run a study server as a separate process, put it under load from many simulated raters at once, or hold many
+stalled connections open against it.
 
-Used by the tests (crash safety, concurrency) and by ``bench/listen_load.py``. Loopback only by design.
+Used by the listening-test tests (crash safety, concurrency, abuse) and by ``bench/listen_load.py``. Loopback only.
 """
 
 from __future__ import annotations
@@ -31,11 +32,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def serve_command(study_dir: str | Path, port: int, *extra: str) -> list[str]:
+    """The command line of ``sag-bench listen serve`` on the loopback interface (the console script's entry point;
+    ``python -m sag_bench.cli`` would define a second ``UserError`` class under ``__main__``)."""
+    return [sys.executable, "-c", "from sag_bench.cli import main; raise SystemExit(main())", "listen", "serve",
+            str(study_dir), "--host", LOOPBACK, "--port", str(port), *extra]
+
+
 def start_server(study_dir: str | Path, port: int, log_path: str | Path) -> subprocess.Popen:
     """Start ``sag-bench listen serve`` on the loopback interface and wait until it answers."""
     log = open(log_path, "ab")
-    process = subprocess.Popen([sys.executable, "-m", "sag_bench.cli", "listen", "serve", str(study_dir),
-                                "--host", LOOPBACK, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
+    process = subprocess.Popen(serve_command(study_dir, port), stdout=log, stderr=subprocess.STDOUT,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     log.close()
     deadline = time.monotonic() + READY_TIMEOUT_S
@@ -138,7 +145,7 @@ def _rater(port: int, number: int, answers: int, resubmit: bool, seed: int, repo
     headers = {"Authorization": f"Bearer {session['token']}"}
     path = f"/api/sessions/{session['rater_id']}/ratings"
     for item in session["items"][:answers]:
-        body = {"item_id": item["id"], "score": int(rng.integers(1, 6)), "comment": f"rater {number}"}
+        body = {"item_id": item["id"], "score": int(rng.integers(1, 6)), "comment": f"rater {number}", "plays": 1}
         response = connection.call("POST", path, body, headers)
         if response is not None and response[0] == 200:  # stored now, or by a resent first attempt
             with lock:
@@ -166,3 +173,29 @@ def run_load(port: int, raters: int = 50, answers: int = 20, resubmit: bool = Tr
         thread.join()
     report.seconds = time.perf_counter() - start
     return report
+
+
+def stall_connections(port: int, count: int, partial_every: int = 2) -> list[socket.socket]:
+    """Open ``count`` connections that never complete a request: every ``partial_every``-th sends half a request
+    (request line and one header), the others send nothing. Returns the open sockets (close them when done)."""
+    sockets = []
+    for number in range(count):
+        stalled = socket.create_connection((LOOPBACK, port), timeout=5.0)
+        if number % partial_every == 0:
+            stalled.sendall(b"POST /api/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        sockets.append(stalled)
+    return sockets
+
+
+def closed_by_server(sockets: list[socket.socket]) -> int:
+    """How many of ``sockets`` the server has closed (a read returns end-of-file or a reset at once)."""
+    closed = 0
+    for stalled in sockets:
+        stalled.setblocking(False)
+        try:
+            closed += stalled.recv(1) == b""
+        except BlockingIOError:
+            pass
+        except ConnectionResetError:
+            closed += 1
+    return closed
