@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 
 from sag_bench.listening_test.build import build_study
-from sag_bench.listening_test.synthetic import make_synthetic_run
 from tests.listen_server_helpers import free_port, run_load, start_server, stop_server
+from tests.listen_synthetic import make_synthetic_run
 
 SYSTEMS = ["groundtruth", "fastsag", "singsong-sc", "randsong"]
 

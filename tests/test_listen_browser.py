@@ -12,7 +12,7 @@ from sag_bench.listening_test.build import build_study
 from tests.listen_server_helpers import LOOPBACK, free_port, start_server, stop_server
 from sag_bench.listening_test.server import completion_code
 from sag_bench.listening_test.study import Study, read_secret
-from sag_bench.listening_test.synthetic import make_synthetic_run
+from tests.listen_synthetic import make_synthetic_run
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Real playback to the end, four times faster, so the test stays short.

@@ -21,9 +21,9 @@ from fastapi.testclient import TestClient
 from sag_bench.listening_test.build import build_study
 from sag_bench.listening_test.server import completion_code, create_app, export_key
 from sag_bench.listening_test.study import Study, read_secret
-from sag_bench.listening_test.synthetic import make_synthetic_run
 from tests.listen_server_helpers import (LOOPBACK, closed_by_server, free_port, run_load, serve_command,
                                          stall_connections, start_server, stop_server)
+from tests.listen_synthetic import make_synthetic_run
 
 SYSTEMS = ["groundtruth", "fastsag", "singsong-sc", "randsong"]
 

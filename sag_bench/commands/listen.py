@@ -29,11 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "empty (those raters' sessions are lost)")
     serve.set_defaults(handler=run_serve)
 
-    analyze = actions.add_parser("analyze", help="Table 3: MOS with CIs, pairwise tests, rater screening")
+    analyze = actions.add_parser("analyze", help="Table 3: MOS with crossed raters x clips CIs, pairwise tests on "
+                                 "clips, rater screening")
     analyze.add_argument("study_dir")
     analyze.add_argument("--out", help="output folder (default STUDY_DIR/analysis)")
-    analyze.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
-    analyze.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     analyze.set_defaults(handler=run_analyze)
 
 
@@ -71,12 +70,13 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def run_analyze(args: argparse.Namespace) -> int:
     from sag_bench.listening_test.analysis import analyze_study
+    from sag_bench.reporting.table3 import markdown
 
     user_error, study_error = _user_errors()
     try:
-        report = analyze_study(args.study_dir, args.out, n_bootstrap=args.bootstrap, seed=args.seed)
+        report = analyze_study(args.study_dir, args.out)
     except study_error as error:
         raise user_error(str(error)) from None
-    print(report.markdown())
+    print(markdown(report))
     print(f"\nwritten to {report.out_dir}")
     return 0

@@ -1,1 +1,1 @@
-"""Human-readable outputs of a run."""
+"""Rendering of results: tables (Markdown, LaTeX, CSV), plots and the run report page."""
