@@ -190,3 +190,18 @@ def test_per_rater_z_scores_remove_a_raters_offset():
     np.testing.assert_allclose(z[:3], [-np.sqrt(1.5), 0.0, np.sqrt(1.5)])
     constant = pd.DataFrame({"rater_id": ["c"] * 2, "score": [3, 3]})
     assert rater_z_scores(constant).tolist() == [0.0, 0.0]
+
+
+def test_answers_without_a_play_count_are_left_out_of_the_mos():
+    """An answer whose play count is missing counts as unplayed: pushing such answers to 5 changes neither the
+    screening nor any MOS, and the rater's unplayed answers are counted in raters.csv."""
+    ratings = simulate(Design(), seed=5)
+    rows = ratings.index[ratings["kind"] == "test"][:60]
+    pushed = ratings.assign(plays=ratings["plays"].astype("float64"))
+    pushed.loc[rows, ["score", "plays"]] = [5, np.nan]
+    unplayed = analyze_ratings(pushed)
+    without = analyze_ratings(ratings.drop(index=rows))
+    mos = unplayed.mos.set_index("system")["mos"]
+    assert np.allclose(mos, without.mos.set_index("system")["mos"].loc[mos.index], atol=1e-12)
+    assert unplayed.raters.set_index("rater_id").loc[ratings.loc[rows[0], "rater_id"], "unplayed"] == 60
+    assert not unplayed.raters["excluded"].any()

@@ -27,7 +27,7 @@ import pandas as pd
 from sag_bench.listening_test import statistics
 from sag_bench.listening_test.db import RatingStore
 from sag_bench.listening_test.export import COLUMNS, rating_rows
-from sag_bench.listening_test.screening import ScreeningRules, screen_raters
+from sag_bench.listening_test.screening import ScreeningRules, played, screen_raters
 from sag_bench.listening_test.study import Study, StudyError
 from sag_bench.reporting.table3 import PAPER_TABLE3, write_report, write_screening
 
@@ -125,8 +125,8 @@ class Table3Report:
 def analyze_ratings(ratings: pd.DataFrame, rules: ScreeningRules | None = None,
                     headphone: dict[str, tuple[int, int]] | None = None,
                     out: str | Path | None = None) -> Table3Report:
-    """Screen raters, then MOS with crossed intervals and pairwise tests on the kept raters' test items. With
-    ``out``, ``raters.csv`` is written right after screening (also when the analysis then fails) and the whole
+    """Screen raters, then MOS with crossed intervals and pairwise tests on the kept raters' played test items (a
+    missing play count counts as unplayed). With ``out``, ``raters.csv`` is written right after screening (also when the analysis then fails) and the whole
     report at the end."""
     raters = screen_raters(ratings, rules or ScreeningRules(), headphone)
     if out is not None:
@@ -134,7 +134,7 @@ def analyze_ratings(ratings: pd.DataFrame, rules: ScreeningRules | None = None,
     if ratings.empty or not (ratings["kind"] == "test").any():
         raise StudyError("no test ratings to analyse yet")
     kept = set(raters.loc[~raters["excluded"], "rater_id"])
-    tests = ratings[(ratings["kind"] == "test") & ratings["rater_id"].isin(kept)]
+    tests = ratings[(ratings["kind"] == "test") & ratings["rater_id"].isin(kept) & played(ratings)]
     if tests.empty:
         raise StudyError(f"every one of the {len(raters)} raters was excluded by screening; see raters.csv")
     mos = mos_table(tests)

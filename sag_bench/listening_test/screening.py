@@ -71,10 +71,20 @@ def _correlation(scores: np.ndarray, others_mean: np.ndarray) -> float:
     return float(np.corrcoef(scores, others_mean)[0, 1])
 
 
+def played(ratings: pd.DataFrame) -> pd.Series:
+    """Which answers were given after a play: a missing play count counts as unplayed."""
+    if "plays" not in ratings:
+        return pd.Series(True, index=ratings.index)
+    return ratings["plays"].fillna(0) >= 1
+
+
 def screen_raters(ratings: pd.DataFrame, rules: ScreeningRules,
                   headphone: dict[str, tuple[int, int]] | None = None) -> pd.DataFrame:
     """One row per rater (columns :data:`COLUMNS`): counts, gold answers, offset, variance, correlation with the
-    panel, headphone check, verdict and reasons. ``unplayed`` counts answers given without a full play."""
+    panel, headphone check, verdict and reasons. ``unplayed`` counts answers given without a play; they are left
+    out of every other figure."""
+    unplayed_counts = (~played(ratings)).groupby(ratings["rater_id"], sort=False).sum()
+    ratings = ratings[played(ratings)]
     is_test = (ratings["kind"] == "test").to_numpy()
     grouped = ratings[is_test].groupby("item_id")["score"]
     others = pd.Series(np.nan, index=ratings.index)
@@ -82,7 +92,9 @@ def screen_raters(ratings: pd.DataFrame, rules: ScreeningRules,
     with np.errstate(invalid="ignore", divide="ignore"):
         others_mean = (grouped.transform("sum") - ratings.loc[is_test, "score"]) / others[is_test]
     rows = []
-    for rater, own in ratings.groupby("rater_id", sort=False):
+    own_rows = dict(list(ratings.groupby("rater_id", sort=False)))
+    for rater in unplayed_counts.index:
+        own = own_rows.get(rater, ratings.iloc[:0])
         own_test = (own["kind"] == "test").to_numpy()
         own_gold = own[~own_test]
         scores = own.loc[own_test, "score"].to_numpy(np.float64)
@@ -93,7 +105,7 @@ def screen_raters(ratings: pd.DataFrame, rules: ScreeningRules,
         trap = own_gold["kind"].to_numpy() == "trap"
         hp = (headphone or {}).get(rater)
         rows.append({"rater_id": rater, "ratings": len(own), "test_ratings": int(own_test.sum()),
-                     "unplayed": int((own["plays"].fillna(0) < 1).sum()) if "plays" in own else 0,
+                     "unplayed": int(unplayed_counts[rater]),
                      "gold_items": len(own_gold), "gold_points": int(points[~trap].sum()),
                      "trap_misses": int((points[trap] > 0).sum()), "offset": offset,
                      "variance": float(scores.var()) if scores.size else float("nan"),
