@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sag_bench.audio import SAMPLE_RATE
+from sag_bench.audio import SAMPLE_RATE, passes_rms_filter
 from sag_bench.datasets import chorales
 from sag_bench.datasets import clips as clip_config
 from sag_bench.datasets.clips import write_clip
@@ -21,15 +21,18 @@ def build_chorale_fixture(root: Path, songs: int = 3, clips_per_song: int = 2, s
     for song in chorales.assign_splits(chorales.list_songs(), fractions, seed=seed)["test"]:
         try:
             rendering = chorales.render_chorale(chorales.read_chorale(song), style_split, 0, seed=seed,
-                                                clips_per_render=clips_per_song)
+                                                clips_per_render=0)
         except DatasetError:
             continue
-        if len(rendering.windows) < clips_per_song:
+        length = int(seconds * SAMPLE_RATE)
+        audible = [w for w in rendering.windows  # the excerpt itself must pass the papers' RMS filter
+                   if all(passes_rms_filter(stem[w.start:w.start + length])
+                          for stem in (rendering.vocals, rendering.accompaniment))]
+        if len(audible) < clips_per_song:
             continue
-        for index, window in enumerate(rendering.windows[:clips_per_song]):
+        for index, window in enumerate(audible[:clips_per_song]):
             records.append(write_clip(root, f"{song.id}_{index}", song.id, "test", window, rendering.vocals,
-                                      rendering.accompaniment, clip_samples=int(seconds * SAMPLE_RATE),
-                                      **rendering.extra))
+                                      rendering.accompaniment, clip_samples=length, **rendering.extra))
         seen.append(song.id)
         if len(seen) == songs:
             break

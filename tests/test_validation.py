@@ -30,11 +30,15 @@ def test_compare_clips_known_values_and_direction() -> None:
 def test_compare_sets_resamples_both_systems_together() -> None:
     values = np.array([1.0, 2.0, 3.0, 10.0])
     mean = lambda w: float(w @ values / w.sum())  # noqa: E731
-    shifted = lambda w: mean(w) - 1.0  # noqa: E731
-    row = compare_sets("apa/x", "apa", "p", 4, mean, shifted, seed=0, n_boot=50)
+    truth = validation.set_bootstrap(mean, 4, seed=0, n_boot=50)
+    shifted = validation.set_bootstrap(lambda w: mean(w) - 1.0, 4, seed=0, n_boot=50)
+    assert truth.point == pytest.approx(4.0) and truth.boots.std() > 0.5
+    row = compare_sets("apa/x", "apa", "p", 4, truth, shifted)
     assert row.difference == pytest.approx(1.0)
     assert row.ci_low == pytest.approx(1.0) and row.ci_high == pytest.approx(1.0)  # paired: the spread cancels
     assert np.isnan(row.truth_wins) and row.passes
+    with pytest.raises(ValueError, match="same seed"):
+        compare_sets("apa/x", "apa", "p", 4, truth, validation.set_bootstrap(mean, 4, seed=0, n_boot=10))
 
 
 def test_flags_markdown_and_validated_measures(tmp_path: Path) -> None:

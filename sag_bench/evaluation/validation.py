@@ -78,16 +78,28 @@ def compare_clips(measure: str, kind: str, perturbation: str, truth: Sequence[fl
                       float(diff.mean()), low, high, float((diff > 0).mean()), bool(low > 0))
 
 
-def compare_sets(measure: str, kind: str, perturbation: str, n: int, truth: SetStatistic, perturbed: SetStatistic,
-                 seed: int = 0, n_boot: int = 200, higher_is_better: bool = True) -> Comparison:
-    """Paired comparison of a set-level statistic, recomputed for both systems on each clip resample."""
+@dataclass(frozen=True)
+class SetBootstrap:
+    """A set-level statistic on all clips and on each seeded resample (same seed, n, n_boot: same resamples)."""
+
+    point: float
+    boots: np.ndarray
+
+
+def set_bootstrap(statistic: SetStatistic, n: int, seed: int = 0, n_boot: int = 200) -> SetBootstrap:
+    """Evaluate ``statistic`` on all ``n`` clips and on ``n_boot`` seeded resamples of them."""
+    return SetBootstrap(statistic(np.ones(n)), np.array([statistic(w) for w in _bootstrap_weights(n, n_boot, seed)]))
+
+
+def compare_sets(measure: str, kind: str, perturbation: str, n: int, truth: SetBootstrap, perturbed: SetBootstrap,
+                 higher_is_better: bool = True) -> Comparison:
+    """Paired comparison of a set-level statistic bootstrapped on the same resamples for both systems."""
+    if truth.boots.shape != perturbed.boots.shape:
+        raise ValueError(f"{measure}/{perturbation}: the two bootstraps differ in size; use the same seed and n_boot")
     sign = 1.0 if higher_is_better else -1.0
-    ones = np.ones(n)
-    point_truth, point_perturbed = truth(ones), perturbed(ones)
-    boots = np.array([sign * (truth(w) - perturbed(w)) for w in _bootstrap_weights(n, n_boot, seed)])
-    low, high = _interval(boots)
-    return Comparison(measure, kind, perturbation, n, point_truth, point_perturbed,
-                      sign * (point_truth - point_perturbed), low, high, float("nan"), bool(low > 0))
+    low, high = _interval(sign * (truth.boots - perturbed.boots))
+    return Comparison(measure, kind, perturbation, n, truth.point, perturbed.point,
+                      sign * (truth.point - perturbed.point), low, high, float("nan"), bool(low > 0))
 
 
 def flag_failures(table: pd.DataFrame) -> pd.DataFrame:
@@ -222,21 +234,20 @@ def validate(data_dir: str | Path, spec: ValidationSpec | None = None, split: st
         truth_stats = moments[GROUND_TRUTH].combine(np.ones(len(pairs)))  # the FAD reference: the true pairs' mixes
 
         def fad(name: str) -> SetStatistic:
-            return lambda w: frechet_distance(truth_stats.mu, truth_stats.cov, *_mu_cov(moments[name].combine(w)))
+            def statistic(weights: np.ndarray) -> float:
+                stats = moments[name].combine(weights)
+                return frechet_distance(truth_stats.mu, truth_stats.cov, stats.mu, stats.cov)
+
+            return statistic
 
         def apa(name: str) -> SetStatistic:
             return lambda w: reference.score(moments[name], w)
 
-        for name in names[1:]:
-            rows.append(compare_sets(f"apa/{embedder_name}", "apa", name, len(pairs), apa(GROUND_TRUTH), apa(name),
-                                     seed=spec.seed, n_boot=spec.set_boot))
-            rows.append(compare_sets(f"fad/{embedder_name}", "fad", name, len(pairs), fad(GROUND_TRUTH), fad(name),
-                                     seed=spec.seed, n_boot=spec.set_boot, higher_is_better=False))
+        for kind, statistic, higher in (("apa", apa, True), ("fad", fad, False)):
+            boots = {name: set_bootstrap(statistic(name), len(pairs), spec.seed, spec.set_boot) for name in names}
+            rows.extend(compare_sets(f"{kind}/{embedder_name}", kind, name, len(pairs), boots[GROUND_TRUTH],
+                                     boots[name], higher_is_better=higher) for name in names[1:])
     return flag_failures(pd.DataFrame([asdict(row) for row in rows]))
-
-
-def _mu_cov(stats: Any) -> tuple[np.ndarray, np.ndarray]:
-    return stats.mu, stats.cov
 
 
 def main(argv: list[str] | None = None) -> int:

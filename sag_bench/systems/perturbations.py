@@ -26,6 +26,8 @@ MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 
 CHORD_ROOT_MIDI = 48  # C3: the static triad is voiced from the key's tonic in the octave above
 CHORD_PROGRAM = 19  # General MIDI Church Organ: a chord that holds without decaying
 NOISE_FFT = 2048
+TEMPO_PRIOR_BPM = 90.0  # sung music: a prior centred on a moderate beat (librosa's default is 120)
+MAX_TEMPO_BPM = 200.0
 
 
 def rms(audio: np.ndarray) -> float:
@@ -51,11 +53,12 @@ def estimate_key(audio: np.ndarray, sample_rate: int) -> tuple[int, str]:
 
 
 def beat_seconds(audio: np.ndarray, sample_rate: int) -> float:
-    """Duration of one beat in seconds, from librosa's beat tracker (tempo estimate) on ``audio``."""
+    """Duration of one beat in seconds from librosa's tempo estimate on ``audio`` (onset autocorrelation with a
+    prior centred on :data:`TEMPO_PRIOR_BPM`, at most :data:`MAX_TEMPO_BPM`, so that a beat is not a subdivision)."""
     import librosa
 
-    tempo, _ = librosa.beat.beat_track(y=audio.astype(np.float32), sr=sample_rate)
-    bpm = float(np.atleast_1d(tempo)[0])
+    bpm = float(librosa.feature.tempo(y=audio.astype(np.float32), sr=sample_rate, start_bpm=TEMPO_PRIOR_BPM,
+                                      max_tempo=MAX_TEMPO_BPM)[0])
     if not bpm > 0:
         raise ValueError("librosa found no tempo in the accompaniment")
     return 60.0 / bpm
@@ -109,7 +112,7 @@ class Transposed(Perturbation):
 
 
 class TimeShifted(Perturbation):
-    """Ground truth delayed by ``beats`` beats (tempo from librosa's beat tracker), wrapped around the clip:
+    """Ground truth delayed by ``beats`` beats (librosa's tempo estimate), wrapped around the clip:
     breaks the alignment with the voice (which chord sounds under which note, which onsets coincide), keeps
     key, harmony progression, timbre and level."""
 
