@@ -77,10 +77,10 @@ def test_copies_and_static_chords_score_below_ground_truth(chorale_fixture: Path
 
     spec = ValidationSpec([("groundtruth", {}), ("perturb-copied-vocals", {}), ("perturb-static-chord", {})],
                           embedders=["dsp-spectral"], coherence_boot=200, set_boot=20,
-                          measures=list(DEFAULT_MEASURES) + ["onset_agreement"])
+                          measures=[*DEFAULT_MEASURES, "rhythmic_fit", "onset_agreement"])
     table = validation.validate(chorale_fixture, spec)
-    kept = table[table["measure"].isin([*DEFAULT_MEASURES, "apa/dsp-spectral"])]
-    assert len(kept) == 2 * (len(DEFAULT_MEASURES) + 1)
+    kept = table[table["measure"].isin([*DEFAULT_MEASURES, "rhythmic_fit", "apa/dsp-spectral"])]
+    assert len(kept) == 2 * (len(DEFAULT_MEASURES) + 2)
     assert (kept["difference"] > 0).all(), kept
     assert (kept["truth"] > kept["perturbed"]).all()
     # the unrepaired onset agreement rewards the copy (its Pearson correlation is maximal for an echo)
