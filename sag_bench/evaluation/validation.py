@@ -198,7 +198,7 @@ def validate(data_dir: str | Path, spec: ValidationSpec | None = None, split: st
     from sag_bench.evaluation.apa import apa_reference, pair_embeddings
     from sag_bench.evaluation.coherence import MEASURES, score_pairs
     from sag_bench.evaluation.embedders import load_embedder
-    from sag_bench.evaluation.fad import ClipMoments, frechet_distance
+    from sag_bench.evaluation.fad import frechet_distance
 
     spec = spec or load_spec()
     if split and split != spec.split:  # another song's accompaniment comes from the validated split
