@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -148,7 +148,6 @@ class ValidationSpec:
     coherence_boot: int = 2000
     set_boot: int = 200
     measures: list[str] | None = None  # coherence measures (None: all, including the unrepaired originals)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def load_spec(path: Path | None = None) -> ValidationSpec:
