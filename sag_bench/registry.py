@@ -16,11 +16,9 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable
 
+from sag_bench.errors import UnknownComponentError
+
 KINDS = ("systems", "datasets", "embedders", "backbones")
-
-
-class UnknownComponentError(LookupError):
-    """Raised for a name that no entry point registers; the message lists the known names."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from transformers import HubertConfig
 
 from sag_bench import registry
 from sag_bench.backbones.base import WeightsMissingError
-from sag_bench.cli import UserError
+from sag_bench.errors import UserError
 from sag_bench.systems.fastsag.model import HALF_LOG_TWO_PI
 from sag_bench.systems.fastsag.system import FastSAGSystem
 from sag_bench.systems.fastsag.train import train

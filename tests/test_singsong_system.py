@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from sag_bench.cli import UserError
+from sag_bench.errors import UserError
 from sag_bench.datasets.manifest import write_manifest
 from sag_bench.audio import save_audio
 from sag_bench.systems.singsong.checkpoint import SingSongBundle, build_stage, load_bundle

@@ -40,7 +40,7 @@ def builder_options(builder: object, name: str, args: argparse.Namespace) -> dic
     or a required one that is missing."""
     import inspect
 
-    from sag_bench.cli import UserError
+    from sag_bench.errors import UserError
 
     accepted = inspect.signature(builder).parameters
     options: dict[str, object] = {"out_dir": args.out, "seed": args.seed}
@@ -81,7 +81,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from sag_bench.cli import UserError
+    from sag_bench.errors import UserError
     from sag_bench.datasets.manifest import ClipDataset
 
     dataset = ClipDataset(args.dir)

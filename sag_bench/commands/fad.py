@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sag_bench.cli import UserError
+    from sag_bench.errors import UserError
     from sag_bench.evaluation.embedders import load_embedder
     from sag_bench.evaluation.fad import audio_files, score
 

@@ -9,9 +9,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-# FastSAG reference facts: the output mix is vocals + 0.9 x generated accompaniment.
-MIX_GAIN = 0.9
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("generate", help="generate an accompaniment for a vocal recording")
@@ -38,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     from sag_bench import registry
     from sag_bench.audio import load_audio, mix, save_audio
-    from sag_bench.cli import UserError
+    from sag_bench.errors import UserError
 
     inputs = [Path(p) for p in args.input]
     if len({p.stem for p in inputs}) != len(inputs):
@@ -60,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{path} -> {target} ({len(voice) / system.sample_rate:.2f} s)")
     if args.mix:
         for voice, acc, target in zip(vocals, accompaniment, _targets(args.mix, inputs)):
-            mixed, scale = mix(voice, acc[: len(voice)].numpy(), gain=MIX_GAIN)
+            mixed, scale = mix(voice, acc[: len(voice)].numpy())  # the papers' gain (audio.MIX_GAIN)
             save_audio(target, mixed, system.sample_rate)
             print(f"mix -> {target}" + (f" (scaled by {scale:.3f} to avoid clipping)" if scale != 1.0 else ""))
     return 0

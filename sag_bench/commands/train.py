@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sag_bench.cli import UserError
+    from sag_bench.errors import UserError
 
     family = args.system.split("-")[0]
     if family not in FAMILIES:

@@ -19,13 +19,10 @@ from typing import Any, Iterator
 import numpy as np
 
 from sag_bench.audio import SAMPLE_RATE, load_audio
+from sag_bench.errors import DatasetError  # noqa: F401 (raised here; importable from here)
 from sag_bench.store import read_json, sha256_file, write_json
 
 MANIFEST_NAME = "manifest.json"
-
-
-class DatasetError(ValueError):
-    """A dataset folder that cannot be used; the message names the folder or file and the problem."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from sag_bench.audio import SAMPLE_RATE
 from sag_bench.evaluation.fadtk_compat import import_fadtk
 from sag_bench.registry import UnknownComponentError
 
@@ -56,7 +57,7 @@ class BatchEmbedder(ModelLoader):
 
 # dsp-spectral settings: 85 ms windows every 50 ms at 24 kHz (20 frames/s), 48 log-mel bands up to 12 kHz,
 # 12 chroma bins and 4 spectral-shape values (log centroid, log bandwidth, log flatness, log RMS): 64 dimensions.
-DSP_SAMPLE_RATE = 24_000
+DSP_SAMPLE_RATE = SAMPLE_RATE
 DSP_N_FFT = 2048
 DSP_HOP = 1200
 DSP_N_MELS = 48

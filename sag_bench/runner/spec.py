@@ -36,13 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from sag_bench import registry
+from sag_bench.audio import MIX_GAIN
+from sag_bench.errors import SpecError
 
 BUILTIN_CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
-
-
-class SpecError(ValueError):
-    """A spec that cannot run; the message names the spec file and the problem."""
 
 
 @dataclass
@@ -56,7 +54,7 @@ class DataSpec:
 
 @dataclass
 class ProtocolSpec:
-    gain: float = 0.9
+    gain: float = MIX_GAIN
     degrade: str = "none"
 
 

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Sequence
 
 import torch
 
+from sag_bench.audio import SAMPLE_RATE
 from sag_bench.timing import NullTimer
 
 
@@ -21,7 +22,7 @@ class System(ABC):
     """
 
     name: ClassVar[str] = "system"
-    sample_rate: ClassVar[int] = 24_000
+    sample_rate: ClassVar[int] = SAMPLE_RATE
 
     def __init__(self, checkpoint: str | Path | None = None, **options: Any) -> None:
         self.checkpoint = Path(checkpoint) if checkpoint else None

@@ -11,7 +11,7 @@ from importlib import resources
 from typing import Any
 
 from sag_bench.audio import CLIP_SAMPLES, MEL_FRAMES_PER_CLIP, N_MELS, mel_frames
-from sag_bench.cli import UserError
+from sag_bench.errors import UserError
 
 # FastSAG section 4.1: 10 s clips; 937 mel frames zero-padded to 1024 for the U-Net (reference facts).
 PADDED_FRAMES = 1024

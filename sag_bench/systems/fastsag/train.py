@@ -10,7 +10,7 @@ import torch
 
 from sag_bench import registry
 from sag_bench.audio import CLIP_SAMPLES, rescale_for_features
-from sag_bench.cli import UserError
+from sag_bench.errors import UserError
 from sag_bench.datasets.manifest import ClipDataset, ClipRecord
 from sag_bench.store import RunDir
 from sag_bench.systems.fastsag import checkpoint as ckpt

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from typing import Any
 
-from sag_bench.cli import UserError
+from sag_bench.errors import UserError
 
 STAGES = ("semantic", "coarse", "fine")
 
