@@ -38,14 +38,14 @@ def from_table(cls: type[T], table: dict[str, Any], source: str, section: str,
         raise error(f"{source}: {section}: {problem}") from None
 
 
-def read_presets(package: str, filename: str = "presets.toml") -> dict[str, Any]:
-    """The tables of ``filename`` shipped inside ``package`` (e.g. ``sag_bench.systems.fastsag``)."""
+def package_toml(package: str, filename: str = "presets.toml") -> dict[str, Any]:
+    """The tables of the TOML file ``filename`` shipped inside ``package`` (e.g. ``sag_bench.systems.fastsag``)."""
     return tomllib.loads(resources.files(package).joinpath(filename).read_text(encoding="utf-8"))
 
 
 def preset_table(package: str, name: str, what: str) -> dict[str, Any]:
     """Table ``name`` of ``package``'s ``presets.toml``; an unknown name raises :class:`UserError` listing the known."""
-    presets = read_presets(package)
+    presets = package_toml(package)
     if name not in presets:
         raise UserError(f"unknown {what} preset {name!r}; presets: {', '.join(sorted(presets))}")
     return presets[name]

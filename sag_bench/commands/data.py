@@ -63,7 +63,7 @@ def run_build(args: argparse.Namespace) -> int:
     import time
 
     from sag_bench import registry
-    from sag_bench.datasets.manifest import MANIFEST_NAME, ClipDataset
+    from sag_bench.datasets.manifest import DATASET_MANIFEST, ClipDataset
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     entry = registry.entry("datasets", args.name)
@@ -71,7 +71,7 @@ def run_build(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     result = builder(**builder_options(builder, args.name, args))
     seconds = time.perf_counter() - start
-    if result.name != MANIFEST_NAME:
+    if result.name != DATASET_MANIFEST:
         print(f"{args.name}: this shard is done in {seconds:.1f} s; progress in {result}")
         return 0
     dataset = ClipDataset(result.parent)

@@ -33,9 +33,10 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{missing} prerequisite(s) missing for {spec.source}")
         return 0
     from sag_bench.runner.run import run_experiment
+    from sag_bench.runs import default_run_dir
 
-    result = run_experiment(spec, args.out or f"results/{spec.name}", resume=args.resume)
-    print((result.root / "tables" / f"{spec.table}.md").read_text())
-    print(f"results: {result.root}  plots: {result.root / 'plots'}")
+    result = run_experiment(spec, args.out or default_run_dir(spec.name), resume=args.resume)
+    print(result.store.table(spec.table).read_text())
+    print(f"results: {result.store.root}  plots: {result.store.plots_dir}")
     failed = [key for key, state in result.status.items() if state.get("state") == "failed"]
     return 1 if failed else 0

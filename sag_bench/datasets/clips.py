@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from sag_bench.audio import CLIP_SAMPLES, SAMPLE_RATE, clip_offsets, peak_rms_db, save_audio
-from sag_bench.config import read_presets
+from sag_bench.config import package_toml
 from sag_bench.datasets.manifest import DatasetError
 from sag_bench.store import sha256_file
 
@@ -79,7 +79,7 @@ def write_clip(root: Path, clip_id: str, song: str, split: str, window: Window, 
 @lru_cache(maxsize=1)
 def dataset_config(dataset: str) -> dict[str, Any]:
     """The ``[dataset]`` table of ``presets.toml`` (presets, rendering settings, ...)."""
-    return read_presets(__package__, PRESETS_FILE.name).get(dataset, {})
+    return package_toml(__package__, PRESETS_FILE.name).get(dataset, {})
 
 
 def preset(dataset: str, name: str) -> dict[str, Any]:

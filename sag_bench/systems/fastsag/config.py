@@ -9,8 +9,9 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from sag_bench.audio import CLIP_SAMPLES, MEL_FRAMES_PER_CLIP, N_MELS, mel_frames
-from sag_bench.config import from_table, preset_table, read_presets
+from sag_bench.config import from_table, package_toml, preset_table
 from sag_bench.errors import UserError
+from sag_bench.systems.catalog import SYSTEMS
 
 # FastSAG section 4.1: 10 s clips; 937 mel frames zero-padded to 1024 for the U-Net (reference facts).
 PADDED_FRAMES = 1024
@@ -61,14 +62,9 @@ class Variant:
         return f"fastsag[{self.resampler},{self.condition},{'norm' if self.mel_norm else 'no-norm'}]"
 
 
-# The five systems of sag_bench/systems/catalog.py (FastSAG Table 1).
-VARIANTS: dict[str, Variant] = {
-    "fastsag": Variant("perceiver", "semantic", True),
-    "fastsag-interpolate": Variant("interpolate", "semantic", True),
-    "fastsag-mel": Variant("perceiver", "mel", True),
-    "fastsag-semantic-mel": Variant("perceiver", "semantic+mel", True),
-    "fastsag-no-norm": Variant("perceiver", "semantic", False),
-}
+# The five registered systems (FastSAG Table 1), defined once in sag_bench/systems/catalog.py.
+VARIANTS: dict[str, Variant] = {entry.name: Variant(**entry.kwargs) for entry in SYSTEMS.entries()
+                                if entry.target == "sag_bench.systems.fastsag.system:FastSAGSystem"}
 
 
 @dataclass(frozen=True)
@@ -179,7 +175,7 @@ def _assemble(table: dict[str, Any], source: str, variant: Variant) -> FastSAGCo
 
 def preset_names() -> list[str]:
     """Names of the presets in ``presets.toml``."""
-    return sorted(read_presets(__package__))
+    return sorted(package_toml(__package__))
 
 
 def load_preset(preset: str, variant: Variant) -> FastSAGConfig:
