@@ -15,8 +15,9 @@ from sag_bench.timing import NullTimer
 class System(ABC):
     """Generates an instrumental accompaniment for isolated singing.
 
-    Contract (see ARCHITECTURE.md): ``name``, ``sample_rate``; :meth:`load` once, then :meth:`generate` on batches
-    of mono vocals ``[B, T]`` at ``sample_rate``, returning accompaniments ``[B, T]`` of the same length.
+    Contract (registration: README, "Writing a system plugin"): ``name``, ``sample_rate``; :meth:`load` once, then
+    :meth:`generate` on batches of mono vocals ``[B, T]`` at ``sample_rate``, returning accompaniments ``[B, T]`` of
+    the same length.
     Stages report into ``self.timer`` (``with self.timer.stage("vocoder"):``) so the RTF can be broken down.
     Systems that need data context (ground truth, RandSong) read ``clip_ids`` and :meth:`prepare`.
     """
