@@ -16,10 +16,15 @@ import soundfile as sf
 import soxr
 import torch
 
+from sag_bench.errors import AudioError  # noqa: F401 (raised here; importable from here)
+
 # FastSAG section 4.1: everything runs at BigVGAN's rate; 10 s non-overlapping clips.
 SAMPLE_RATE = 24_000
 CLIP_SECONDS = 10.0
 CLIP_SAMPLES = int(SAMPLE_RATE * CLIP_SECONDS)
+
+# FastSAG section 4 and its evaluation code: an evaluated mix is vocals + 0.9 x accompaniment.
+MIX_GAIN = 0.9
 
 # FastSAG section 4.1 / SingSong section 4: keep clips whose peak frame RMS exceeds -25 dB.
 # Definition used here (written down because the authors' code differs, see notes): frame RMS over
@@ -47,15 +52,6 @@ MEL_NORM_MAX = 2.0
 FEATURE_PEAK = 0.8
 
 _SOUNDFILE_EXTENSIONS = {".wav", ".flac", ".ogg", ".aiff", ".aif"}
-
-
-class AudioError(ValueError):
-    """An input audio file that cannot be used; the message names the file and the problem in one line."""
-
-    def __init__(self, path: str | Path, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = Path(path)
-        self.problem = problem
 
 
 def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
@@ -257,7 +253,7 @@ def denormalise_mel(mel: torch.Tensor) -> torch.Tensor:
     return (mel + 1.0) / 2.0 * (MEL_NORM_MAX - MEL_NORM_MIN) + MEL_NORM_MIN
 
 
-def mix(vocals: np.ndarray, accompaniment: np.ndarray, gain: float = 0.9) -> tuple[np.ndarray, float]:
+def mix(vocals: np.ndarray, accompaniment: np.ndarray, gain: float = MIX_GAIN) -> tuple[np.ndarray, float]:
     """Float mix ``vocals + gain * accompaniment`` that cannot wrap or clip silently.
 
     Sums in float64; if the peak exceeds 1.0 the whole mix is scaled to a 0.99 peak. Returns the mix (float32)

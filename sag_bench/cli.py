@@ -14,20 +14,7 @@ import sys
 
 COMMANDS = ("systems", "data", "weights", "train", "generate", "run", "report", "fad", "listen", "demo")
 
-
-class UserError(Exception):
-    """An expected failure (bad input, missing data or weights): printed as one line, no traceback."""
-
-
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    from sag_bench.audio import AudioError
-    from sag_bench.backbones.base import WeightsMissingError
-    from sag_bench.datasets.manifest import DatasetError
-    from sag_bench.executors import ExecutorError
-    from sag_bench.registry import UnknownComponentError
-
-    return (UserError, AudioError, DatasetError, ExecutorError, UnknownComponentError, WeightsMissingError,
-            FileNotFoundError)
+from sag_bench.errors import SagBenchError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result = args.handler(args)
-    except _expected_errors() as error:
+    except (SagBenchError, FileNotFoundError) as error:  # expected failures: one line, no traceback
         print(f"sag-bench: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -3,46 +3,88 @@
 Components are discovered through Python entry points (``sag_bench.systems``, ``sag_bench.datasets``,
 ``sag_bench.embedders``, ``sag_bench.backbones``). Built-ins register exactly like third-party plugins.
 
-An entry point may target either
-  * an :class:`Entry` - a light record (name, one-line summary, ``"module:attr"`` target, keyword arguments)
-    that lets ``sag-bench systems`` list components without importing torch-heavy code; or
+An entry point may target
+  * an :class:`Entry` - a light record (name, one-line summary, ``"module:attr"`` target, keyword arguments, and
+    optional roles: trainer, paper row, reference degradation) that lets ``sag-bench systems`` list components without
+    importing torch-heavy code; its entry-point name must equal ``Entry.name``;
+  * a :class:`Family` (or a plain list of :class:`Entry`) - several components declared once, in one place; the
+    entry-point name is then only a label (the built-ins use ``builtin``), each member is registered by its own name;
   * any callable (typically a class); its summary is then the first line of its docstring.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
+
+from sag_bench.errors import UnknownComponentError
 
 KINDS = ("systems", "datasets", "embedders", "backbones")
 
 
-class UnknownComponentError(LookupError):
-    """Raised for a name that no entry point registers; the message lists the known names."""
-
-
 @dataclass(frozen=True)
 class Entry:
-    """A lazily imported component: ``target`` is ``"package.module:attribute"``, built with ``kwargs``."""
+    """A lazily imported component: ``target`` is ``"package.module:attribute"``, built with ``kwargs``.
+
+    Optional roles (systems):
+      * ``trainer`` - ``"module:function"`` that ``sag-bench train NAME`` calls with a
+        :class:`sag_bench.training.TrainRequest`; it returns the lines to print. None: not trainable.
+      * ``paper_row`` - the row of this system in the FastSAG paper's tables (numbers in
+        ``sag_bench/systems/paper.toml``), printed beside ours. None: no paper row.
+      * ``degradation`` - the backbone (vocoder / codec) whose resynthesis makes this system's "degraded reference"
+        (FastSAG section 4.2). A hook for per-system degraded references; runs use the spec's
+        ``[protocol] degrade`` today.
+    """
 
     name: str
     summary: str
     target: str
     kwargs: dict[str, Any] = field(default_factory=dict)
+    trainer: str | None = None
+    paper_row: str | None = None
+    degradation: str | None = None
 
     def resolve(self) -> Callable[..., Any]:
         """Import and return the object named by ``target``."""
-        module_name, _, attr = self.target.partition(":")
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-        return obj
+        return _import(self.target)
 
     def build(self, **overrides: Any) -> Any:
         """Construct the component with the entry's kwargs updated by ``overrides``."""
         return self.resolve()(**{**self.kwargs, **overrides})
+
+    def resolve_trainer(self) -> Callable[..., Any] | None:
+        """The trainer function, imported, or None when the component is not trainable."""
+        return _import(self.trainer) if self.trainer else None
+
+
+class Family:
+    """Components declared once as a group; may be lazy (``find`` accepts names that ``entries`` does not list)."""
+
+    def __init__(self, entries: Iterable[Entry] = ()) -> None:
+        self._entries = {entry.name: entry for entry in entries}
+
+    def entries(self) -> list[Entry]:
+        """The members to list."""
+        return list(self._entries.values())
+
+    def find(self, name: str) -> Entry | None:
+        """The member called ``name``, or None."""
+        return self._entries.get(name)
+
+    def hint(self) -> str:
+        """What else the family accepts beyond its listed names (for error messages); empty by default."""
+        return ""
+
+
+def _import(target: str) -> Any:
+    module_name, _, attr = target.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 def _summary_of(obj: Any) -> str:
@@ -56,26 +98,46 @@ def _group(kind: str) -> str:
     return f"sag_bench.{kind}"
 
 
+def _sources(kind: str) -> list[Family]:
+    """Every entry point of ``kind`` as a family (a single component is a family of one)."""
+    families = []
+    for point in entry_points(group=_group(kind)):
+        loaded = point.load()
+        if isinstance(loaded, Family):
+            families.append(loaded)
+        elif isinstance(loaded, (list, tuple)):
+            families.append(Family(loaded))
+        elif isinstance(loaded, Entry):
+            families.append(Family([loaded]))
+        else:
+            families.append(Family([Entry(point.name, _summary_of(loaded), point.value)]))
+    return families
+
+
 def names(kind: str) -> list[str]:
-    """Sorted names registered for ``kind`` (reads package metadata only, imports nothing)."""
-    return sorted({ep.name for ep in entry_points(group=_group(kind))})
+    """Sorted names registered for ``kind`` (imports only the light catalog modules, no component)."""
+    return sorted({entry.name for family in _sources(kind) for entry in family.entries()})
 
 
 def entry(kind: str, name: str) -> Entry:
     """The :class:`Entry` registered as ``name``; raises :class:`UnknownComponentError` listing known names."""
-    matches = [ep for ep in entry_points(group=_group(kind)) if ep.name == name]
-    if not matches:
-        known = ", ".join(names(kind)) or "(none)"
-        raise UnknownComponentError(f"unknown {kind[:-1]} {name!r}; known {kind}: {known}")
-    loaded = matches[0].load()
-    if isinstance(loaded, Entry):
-        return loaded
-    return Entry(name=name, summary=_summary_of(loaded), target=matches[0].value)
+    families = _sources(kind)
+    for family in families:
+        found = family.find(name)
+        if found is not None:
+            return found
+    known = sorted({member.name for family in families for member in family.entries()})
+    close = [k for k in known if k.startswith(f"{name}-")] + difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    suggestion = f"; did you mean {', '.join(dict.fromkeys(close))}?" if close else ""
+    hints = "".join(f"; {hint}" for hint in (family.hint() for family in families) if hint)
+    raise UnknownComponentError(f"unknown {kind[:-1]} {name!r}{suggestion}; known {kind}: "
+                                f"{', '.join(known) or '(none)'}{hints}")
 
 
 def listing(kind: str) -> list[tuple[str, str]]:
     """(name, summary) for every registered component of ``kind``."""
-    return [(name, entry(kind, name).summary) for name in names(kind)]
+    members = {member.name: member.summary for family in _sources(kind) for member in family.entries()}
+    return sorted(members.items())
 
 
 def build(kind: str, name: str, **overrides: Any) -> Any:

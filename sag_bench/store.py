@@ -1,4 +1,6 @@
-"""Results store: atomic writes, content hashes, a content-addressed cache, and run directories with manifests.
+"""Storage primitives: atomic writes, JSON and arrays, content hashes, and a content-addressed cache.
+
+The layout of a run folder belongs to :mod:`sag_bench.runs`.
 
 Every file is written to a temporary sibling, flushed and fsynced, then renamed over the target, so a reader sees
 either the old file or the new one, never half of one, even after ``kill -9`` mid-write.
@@ -9,19 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
-import subprocess
 import tempfile
-import time
-from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-
-RECORDED_PACKAGES = ("sag-bench", "torch", "torchaudio", "numpy", "transformers", "fadtk", "demucs", "bigvgan",
-                     "encodec", "x-transformers", "scipy", "pandas")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -107,63 +101,3 @@ class ContentCache:
         """Cached value for ``key``, computing and storing it when absent."""
         cached = self.get(key)
         return cached if cached is not None else self.put(key, compute())
-
-
-def package_versions(packages: tuple[str, ...] = RECORDED_PACKAGES) -> dict[str, str | None]:
-    """Installed versions of the packages that determine results."""
-    versions: dict[str, str | None] = {}
-    for name in packages:
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-def git_commit(cwd: str | Path | None = None) -> str | None:
-    """The current git commit (with ``-dirty`` when the tree has changes), or None outside a checkout."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=cwd, capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
-def device_description(device: str = "cpu") -> dict[str, Any]:
-    """What a result depends on about the machine: device name, threads, platform."""
-    import torch
-
-    info: dict[str, Any] = {"device": device, "threads": torch.get_num_threads(), "platform": platform.platform(),
-                            "processor": platform.processor() or platform.machine()}
-    if device.startswith("cuda") and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
-    return info
-
-
-@dataclass
-class RunDir:
-    """A run directory ``results/<run>/`` with its ``manifest.json``."""
-
-    root: Path
-
-    def __post_init__(self) -> None:
-        self.root = Path(self.root)
-        self.root.mkdir(parents=True, exist_ok=True)
-
-    @property
-    def manifest_path(self) -> Path:
-        return self.root / "manifest.json"
-
-    def read_manifest(self) -> dict[str, Any]:
-        """The manifest, or an empty dict for a new run."""
-        return read_json(self.manifest_path) if self.manifest_path.is_file() else {}
-
-    def write_manifest(self, spec: dict[str, Any], seeds: dict[str, int], device: str = "cpu",
-                       **extra: Any) -> dict[str, Any]:
-        """Record spec, git commit, package versions, device and seeds (plus ``extra``, e.g. backbones)."""
-        manifest = {**self.read_manifest(), "spec": spec, "seeds": seeds, "git_commit": git_commit(),
-                    "packages": package_versions(), "device": device_description(device),
-                    "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
-        write_json(self.manifest_path, manifest)
-        return manifest

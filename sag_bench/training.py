@@ -141,12 +141,9 @@ class LossLog:
         self._plot(names)
 
     def _plot(self, names: list[str]) -> None:
-        import matplotlib
+        from sag_bench.reporting.plots import pyplot, save_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(len(names) or 1, 1, figsize=(7, 2.2 * max(len(names), 1)), squeeze=False)
+        fig, axes = pyplot().subplots(len(names) or 1, 1, figsize=(7, 2.2 * max(len(names), 1)), squeeze=False)
         steps = np.array([row["step"] for row in self.rows])
         for axis, name in zip(axes[:, 0], names):
             values = np.array([row.get(name, np.nan) for row in self.rows])
@@ -160,10 +157,7 @@ class LossLog:
             axis.legend(loc="upper right", fontsize=7)
         axes[-1, 0].set_xlabel("step")
         fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=110)
-        plt.close(fig)
-        atomic_write_bytes(self.png_path, buffer.getvalue())
+        save_figure(fig, self.png_path, dpi=110)
 
 
 @dataclass(frozen=True)

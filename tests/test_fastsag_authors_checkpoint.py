@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sag_bench.cli import UserError
+from sag_bench.errors import UserError
 from sag_bench.modules import edm
 from sag_bench.systems.fastsag import authors_checkpoint as authors
 from sag_bench.systems.fastsag import checkpoint as ckpt

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from sag_bench.cli import UserError
+from sag_bench.errors import UserError
 from sag_bench.systems.fastsag.config import VARIANTS, FastSAGConfig, load_preset, preset_names
 from sag_bench.systems.fastsag.model import HALF_LOG_TWO_PI, FastSAGModel, parameter_counts
 from tests.fastsag_helpers import micro_config

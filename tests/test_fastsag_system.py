@@ -12,12 +12,12 @@ from transformers import HubertConfig
 
 from sag_bench import registry
 from sag_bench.backbones.base import WeightsMissingError
-from sag_bench.cli import UserError
+from sag_bench.errors import UserError
 from sag_bench.systems.fastsag.model import HALF_LOG_TWO_PI
 from sag_bench.systems.fastsag.system import FastSAGSystem
 from sag_bench.systems.fastsag.train import train
 from sag_bench.timing import StageTimer
-from tests.fastsag_helpers import MICRO_WINDOW, micro_config, random_checkpoint, synthetic_dataset
+from tests.fastsag_helpers import MICRO_WINDOW, micro_config, random_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +93,8 @@ def test_real_backbone_code_paths_on_tiny_random_configs():
     assert mert_system.describe()["weights"] == "random init"
 
 
-def test_training_writes_resumable_checkpoint_losses_and_loadable_weights(tmp_path):
-    data = synthetic_dataset(tmp_path / "data")
+def test_training_writes_resumable_checkpoint_losses_and_loadable_weights(tmp_path, dataset_builder):
+    data = dataset_builder(tmp_path / "data", songs=3, clips_per_song=1, seconds=3.0, all_train=True)
     result = train("fastsag-interpolate", data, tmp_path / "run", preset="tiny", steps=1, seed=0, device="cpu")
     with open(result.loss_csv, newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -113,8 +113,8 @@ def test_training_writes_resumable_checkpoint_losses_and_loadable_weights(tmp_pa
 
 
 @pytest.mark.slow
-def test_tiny_training_lowers_each_loss(tmp_path):
-    data = synthetic_dataset(tmp_path / "data", clips=4)
+def test_tiny_training_lowers_each_loss(tmp_path, dataset_builder):
+    data = dataset_builder(tmp_path / "data", songs=4, clips_per_song=1, seconds=3.0, all_train=True)
     result = train("fastsag", data, tmp_path / "run", preset="tiny", steps=80, seed=0, device="cpu")
     with open(result.loss_csv, newline="") as handle:
         rows = list(csv.DictReader(handle))

@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 
 from sag_bench.audio import load_audio, save_audio
-from sag_bench.evaluation.protocol import ACCOMPANIMENT_GAIN, eval_mix, reference_mix
+from sag_bench.audio import MIX_GAIN
+from sag_bench.evaluation.protocol import eval_mix, reference_mix
 
 
 def test_eval_mix_is_vocals_plus_gain_times_accompaniment() -> None:
     vocals = np.full(100, 0.2, np.float32)
     accompaniment = np.full(120, 0.5, np.float32)
     mixed = eval_mix(vocals, accompaniment)
-    assert ACCOMPANIMENT_GAIN == 0.9
+    assert MIX_GAIN == 0.9
     assert len(mixed) == 100 and mixed.audio.dtype == np.float32
     np.testing.assert_allclose(np.asarray(mixed), 0.2 + 0.9 * 0.5, rtol=1e-6)
     assert mixed.describe() == {"gain": 0.9, "scale": 1.0, "degraded": False}

@@ -9,12 +9,11 @@ import torch
 from sag_bench import registry
 from sag_bench.audio import load_audio
 from sag_bench.datasets.manifest import ClipDataset
-from tests.runner_data import build_synthetic_dataset
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return build_synthetic_dataset(tmp_path_factory.mktemp("data"), songs=6, clips_per_song=2, seconds=1.0)
+def data_dir(tmp_path_factory, dataset_builder):
+    return dataset_builder(tmp_path_factory.mktemp("data"), songs=6, clips_per_song=2, seconds=1.0)
 
 
 def _test_batch(data_dir):

@@ -48,7 +48,7 @@ def report(tmp_path_factory) -> Path:
     spec_path = root / "small.toml"
     spec_path.write_text(SPEC.format(data=data))
     result = run_experiment(load_spec(spec_path), root / "run")
-    return write_report(result.root)
+    return write_report(result.store.root)
 
 
 def test_report_is_offline_and_lists_every_system_and_clip(report):

@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 
 from sag_bench.runner.spec import SpecError, load_spec
-from tests.runner_data import build_synthetic_dataset
 
 SAG_BENCH = str(Path(sys.executable).parent / "sag-bench")
 
@@ -40,8 +39,8 @@ name = "randsong"
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return build_synthetic_dataset(tmp_path_factory.mktemp("data"), songs=6, clips_per_song=2)
+def data_dir(tmp_path_factory, dataset_builder):
+    return dataset_builder(tmp_path_factory.mktemp("data"), songs=6, clips_per_song=2)
 
 
 def _spec(tmp_path, data_dir, batch_size=2) -> Path:

@@ -10,9 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from sag_bench.cli import UserError
-from sag_bench.datasets.manifest import write_manifest
-from sag_bench.audio import save_audio
+from sag_bench.errors import UserError
 from sag_bench.systems.singsong.checkpoint import SingSongBundle, build_stage, load_bundle
 from sag_bench.systems.singsong.config import STAGES, StageConfig, load_preset
 from sag_bench.systems.singsong.system import SingSongSystem
@@ -83,23 +81,12 @@ def test_bad_options_and_missing_checkpoint(tmp_path):
         SingSongSystem(checkpoint=tmp_path, stages="sc").load("cpu")
 
 
-def _write_dataset(root, clips: int, seconds: float):
-    entries = []
-    for i in range(clips):
-        vocals, acc = _tone(seconds, 300 + 40 * i, i), _tone(seconds, 110 + 20 * i, 100 + i)
-        save_audio(root / "clips" / f"c{i}.vocals.wav", vocals.numpy())
-        save_audio(root / "clips" / f"c{i}.acc.wav", acc.numpy())
-        entries.append({"id": f"c{i}", "song": f"s{i}", "split": "train", "vocals": f"clips/c{i}.vocals.wav",
-                        "accompaniment": f"clips/c{i}.acc.wav"})
-    write_manifest(root, "synthetic", entries, options={})
-
-
-def test_train_three_stages_then_generate(tmp_path, monkeypatch):
+def test_train_three_stages_then_generate(tmp_path, monkeypatch, dataset_builder):
     from sag_bench.systems.singsong import train as train_module
 
     monkeypatch.setattr(train_module, "load_preset", lambda name: _tiny_config())
     data, ckpt = tmp_path / "data", tmp_path / "ckpt"
-    _write_dataset(data, clips=2, seconds=1.0)
+    dataset_builder(data, songs=2, clips_per_song=1, seconds=1.0, all_train=True)
     for stage in STAGES:
         assert train_module.train(data, ckpt, "tiny", stage, steps=3, seed=0, device="cpu") == ckpt
         with open(ckpt / "runs" / stage / "losses.csv") as handle:

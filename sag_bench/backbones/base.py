@@ -10,6 +10,9 @@ from typing import ClassVar
 
 import torch
 
+from sag_bench.audio import SAMPLE_RATE
+from sag_bench.errors import WeightsMissingError  # noqa: F401 (importable from here)
+
 
 def as_mono_batch(audio: torch.Tensor, who: str) -> torch.Tensor:
     """``audio`` as float ``[B, T]`` (a ``[T]`` signal becomes a batch of one); empty or other shapes raise."""
@@ -20,16 +23,12 @@ def as_mono_batch(audio: torch.Tensor, who: str) -> torch.Tensor:
     return audio.float()
 
 
-class WeightsMissingError(RuntimeError):
-    """Pretrained weights are not available offline; the message names what to fetch and where to put it."""
-
-
 class Backbone(ABC):
     """Common part: a registered name, whether it is the offline stand-in, and the device it runs on."""
 
     name: ClassVar[str] = "backbone"
     offline: ClassVar[bool] = False
-    sample_rate: ClassVar[int] = 24_000
+    sample_rate: ClassVar[int] = SAMPLE_RATE
 
     def to(self, device: str | torch.device) -> "Backbone":
         """Move any weights to ``device`` (default: nothing to move)."""

@@ -45,7 +45,7 @@ def builder_options(builder: object, name: str, args: argparse.Namespace) -> dic
     or a required one that is missing."""
     import inspect
 
-    from sag_bench.cli import UserError
+    from sag_bench.errors import UserError
 
     accepted = inspect.signature(builder).parameters
     options: dict[str, object] = {"out_dir": args.out, "seed": args.seed}
@@ -68,7 +68,7 @@ def run_build(args: argparse.Namespace) -> int:
     import time
 
     from sag_bench import registry
-    from sag_bench.datasets.manifest import MANIFEST_NAME, ClipDataset
+    from sag_bench.datasets.manifest import DATASET_MANIFEST, ClipDataset
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     entry = registry.entry("datasets", args.name)
@@ -76,7 +76,7 @@ def run_build(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     result = builder(**builder_options(builder, args.name, args))
     seconds = time.perf_counter() - start
-    if result.name != MANIFEST_NAME:
+    if result.name != DATASET_MANIFEST:
         print(f"{args.name}: this shard is done in {seconds:.1f} s; progress in {result}")
         return 0
     dataset = ClipDataset(result.parent)
@@ -86,7 +86,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from sag_bench.cli import UserError
+    from sag_bench.errors import UserError
     from sag_bench.datasets.clips import FILTERS, filter_counts
     from sag_bench.datasets.manifest import ClipDataset
 

@@ -8,30 +8,30 @@ import time
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="the embedded default end to end, offline")
-    parser.add_argument("--out", default="results/demo", help="run directory (default: results/demo)")
+    parser.add_argument("--out", help="run directory (default: results/demo)")
     parser.add_argument("--spec", default="tiny", help="spec to run (default: the built-in tiny spec)")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from sag_bench.reporting.report_page import write_report
     from sag_bench.runner.run import run_experiment
     from sag_bench.runner.spec import load_spec
+    from sag_bench.runs import default_run_dir
 
     start = time.perf_counter()
     spec = load_spec(args.spec)
-    result = run_experiment(spec, args.out, resume=True)
+    result = run_experiment(spec, args.out or default_run_dir("demo"), resume=True)
+    store = result.store
     print()
-    print((result.root / "tables" / f"{spec.table}.md").read_text())
-    if (result.root / "tables" / f"{spec.table}_paper.md").is_file():
+    print(store.table(spec.table).read_text())
+    if store.table(f"{spec.table}_paper").is_file():
         print("For orientation only (paper setup: MUSDB18, paper-size models, pretrained backbones):")
-        print((result.root / "tables" / f"{spec.table}_paper.md").read_text())
-    print(f"run folder: {result.root}")
-    print(f"plots:      {', '.join(str(p) for p in sorted((result.root / 'plots').glob('*.png')))}")
-    print(f"report:     {write_report(result.root)}  (open it in a browser; works offline)")
-    study = _build_study(result.root, Path(args.out) / "study")
+        print(store.table(f"{spec.table}_paper").read_text())
+    print(f"run folder: {store.root}")
+    print(f"plots:      {', '.join(str(p) for p in store.plots())}")
+    print(f"report:     {write_report(store.root)}  (open it in a browser; works offline)")
+    study = _build_study(store.root, store.study_dir)
     if study:
         print(f"listening study: {study}  (serve it with `sag-bench listen serve {study}`)")
     print(f"demo finished in {time.perf_counter() - start:.0f} s")

@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def positional(args: argparse.Namespace) -> tuple[str, Path, Path]:
     """(model, baseline folder, eval folder) from ``MODEL BASELINE EVAL`` or ``--embedder MODEL BASELINE EVAL``."""
-    from sag_bench.cli import UserError
+    from sag_bench.errors import UserError
 
     given = ([args.embedder] if args.embedder else []) + list(args.folders)
     if len(given) != 3:
@@ -43,7 +43,7 @@ def positional(args: argparse.Namespace) -> tuple[str, Path, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sag_bench.cli import UserError
+    from sag_bench.errors import UserError
     from sag_bench.evaluation.embedders import load_embedder
     from sag_bench.evaluation.fad import audio_files, score
 

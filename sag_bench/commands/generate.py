@@ -14,8 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-# FastSAG reference facts: the output mix is vocals + 0.9 x generated accompaniment.
-MIX_GAIN = 0.9
 LEVEL_PEAK = 0.99
 
 
@@ -61,7 +59,7 @@ def _needs_data(system: object) -> bool:
 
 def _clip_ids(inputs: list[Path], data_dir: Path) -> list[str]:
     """The dataset clip id of each input: the clip whose vocals file it is, or whose id is its file name."""
-    from sag_bench.cli import UserError
+    from sag_bench.errors import UserError
     from sag_bench.datasets.manifest import ClipDataset
 
     records = ClipDataset(data_dir).records()
@@ -79,7 +77,7 @@ def _clip_ids(inputs: list[Path], data_dir: Path) -> list[str]:
 def build(args: argparse.Namespace, options: dict[str, object]):
     """The registered system with its checkpoint (``builtin:`` resolved), errors phrased as CLI options."""
     from sag_bench import registry
-    from sag_bench.cli import UserError
+    from sag_bench.errors import UserError
     from sag_bench.runner.spec import SystemSpec
 
     checkpoint = SystemSpec(args.system, checkpoint=args.ckpt).checkpoint_path()
@@ -101,8 +99,8 @@ def build(args: argparse.Namespace, options: dict[str, object]):
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from sag_bench.audio import load_audio, mix, save_audio
-    from sag_bench.cli import UserError
+    from sag_bench.audio import MIX_GAIN, load_audio, mix, save_audio
+    from sag_bench.errors import UserError
 
     inputs = [Path(p) for p in args.input]
     if len({p.stem for p in inputs}) != len(inputs):

@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _user_errors():
-    from sag_bench.cli import UserError
+    from sag_bench.errors import UserError
     from sag_bench.listening_test.study import StudyError
 
     return UserError, StudyError

@@ -16,13 +16,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sag_bench.cli import UserError
-    from sag_bench.runner.spec import SpecError, load_spec
+    from sag_bench.errors import UserError
+    from sag_bench.runner.spec import load_spec
 
-    try:
-        spec = load_spec(args.spec)
-    except SpecError as error:
-        raise UserError(str(error)) from None
+    spec = load_spec(args.spec)
     if args.dry_run:
         from sag_bench.runner.dryrun import plan
 
@@ -36,12 +33,10 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{missing} prerequisite(s) missing for {spec.source}")
         return 0
     from sag_bench.runner.run import run_experiment
+    from sag_bench.runs import default_run_dir
 
-    try:
-        result = run_experiment(spec, args.out or f"results/{spec.name}", resume=args.resume)
-    except SpecError as error:
-        raise UserError(str(error)) from None
-    print((result.root / "tables" / f"{spec.table}.md").read_text())
-    print(f"results: {result.root}  plots: {result.root / 'plots'}")
+    result = run_experiment(spec, args.out or default_run_dir(spec.name), resume=args.resume)
+    print(result.store.table(spec.table).read_text())
+    print(f"results: {result.store.root}  plots: {result.store.plots_dir}")
     failed = [key for key, state in result.status.items() if state.get("state") == "failed"]
     return 1 if failed else 0

@@ -1,7 +1,7 @@
 """``sag-bench train SYSTEM --data DIR --out DIR [--preset tiny|paper] [--steps N] [--resume] [--seed S] ...``
 
-Dispatches on the system family: ``fastsag*`` -> :func:`sag_bench.systems.fastsag.train.train`,
-``singsong*`` -> :func:`sag_bench.systems.singsong.train.train` (one stage, or all three in order).
+The trainer comes from the system's registry entry (``Entry.trainer``), so a plugin system that names one trains
+like a built-in. ``singsong-sc`` and ``singsong-scf`` share one trainer (three stages into one folder).
 Several GPUs: ``accelerate launch -m sag_bench.cli train ...`` (the shared loop runs under DDP).
 """
 
@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 
-FAMILIES = ("fastsag", "singsong")
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train", help="train a system (fastsag and its ablations, singsong) on a dataset")
+    parser = subparsers.add_parser("train", help="train a registered system that names a trainer")
     parser.add_argument("system", metavar="SYSTEM",
-                        help="fastsag, fastsag-interpolate, fastsag-mel, fastsag-semantic-mel, fastsag-no-norm, "
-                             "or singsong / singsong-sc / singsong-scf")
+                        help="a trainable registered system: fastsag, fastsag-interpolate, fastsag-mel, "
+                             "fastsag-semantic-mel, fastsag-no-norm, singsong-sc / singsong-scf (all three stages), "
+                             "or a plugin's")
     parser.add_argument("--data", required=True, help="dataset folder with manifest.json (its 'train' split is used)")
     parser.add_argument("--out", required=True, help="run folder: checkpoints, losses.csv/png, final weights")
     parser.add_argument("--preset", default="tiny", help="size preset: tiny (offline, CPU minutes) | paper")
@@ -31,32 +30,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sag_bench.cli import UserError
+    from pathlib import Path
 
-    family = args.system.split("-")[0]
-    if family not in FAMILIES:
-        raise UserError(f"no trainer for system {args.system!r}; trainable families: {', '.join(FAMILIES)}")
-    if family == "fastsag":
-        from sag_bench.systems.fastsag.train import train
+    from sag_bench import registry
+    from sag_bench.errors import UserError
+    from sag_bench.systems.trainers import TrainRequest
 
-        if args.stage:
-            raise UserError("--stage applies to singsong only (fastsag trains all blocks jointly)")
-        result = train(args.system, args.data, args.out, preset=args.preset, steps=args.steps, resume=args.resume,
-                       seed=args.seed, device=args.device, mixed_precision="bf16" if args.bf16 else None)
-        if result.main_process:
-            losses = ", ".join(f"{k} {v:.4f}" for k, v in result.last_losses.items())
-            print(f"trained {args.system} to step {result.step}: {losses or 'nothing left to do'}")
-            print(f"weights: {result.checkpoint.parent / (args.system + '.pt')}  losses: {result.loss_csv}, "
-                  f"{result.loss_png}")
-        return 0
-    from sag_bench.systems.singsong.config import STAGES
-    from sag_bench.systems.singsong.train import train as train_singsong
-
-    if args.bf16:
-        raise UserError("--bf16 applies to fastsag only")
-    device = {"device": args.device} if args.device else {}
-    for stage in [args.stage] if args.stage else list(STAGES):
-        out = train_singsong(args.data, args.out, args.preset, stage, steps=args.steps, resume=args.resume,
-                             seed=args.seed, **device)
-        print(f"trained singsong stage {stage}: {out}")
+    entry = registry.entry("systems", args.system)
+    trainer = entry.resolve_trainer()
+    if trainer is None:
+        trainable = [name for name in registry.names("systems") if registry.entry("systems", name).trainer]
+        raise UserError(f"system {args.system!r} has no trainer; trainable systems: {', '.join(trainable)}")
+    options = {**({"mixed_precision": "bf16"} if args.bf16 else {}), **({"stage": args.stage} if args.stage else {})}
+    request = TrainRequest(args.system, Path(args.data), Path(args.out), preset=args.preset, steps=args.steps,
+                           resume=args.resume, seed=args.seed, device=args.device, options=options)
+    for line in trainer(request):
+        print(line)
     return 0

@@ -117,18 +117,18 @@ def checkpoint_need(system) -> Need | None:
 
 def data_needs(spec) -> list[Need]:
     """The spec's dataset; for MUSDB18 the build command of both protocols (the spec's own listed first)."""
-    from sag_bench.datasets.manifest import MANIFEST_NAME
+    from sag_bench.datasets.manifest import DATASET_MANIFEST
     from sag_bench.runner.run import OFFLINE_BUILDERS
 
     data_dir = Path(spec.data.dir)
-    present = (data_dir / MANIFEST_NAME).is_file()
+    present = (data_dir / DATASET_MANIFEST).is_file()
     if spec.data.name == "musdb18":
         own = spec.data.build.get("protocol", "fastsag")
         dirs = {own: str(data_dir), **{p: d for p, d in MUSDB_PROTOCOLS.items() if p != own}}
         return [Need(f"MUSDB18 clips, {protocol} protocol", out,
                      f"sag-bench data build musdb18 --root $MUSDB_PATH --protocol {protocol} --out {out}  "
                      f"(MUSDB18 or MUSDB18-HQ from https://sigsep.github.io/datasets/musdb.html)",
-                     (Path(out) / MANIFEST_NAME).is_file(), [spec.name if protocol == own else "the other protocol"])
+                     (Path(out) / DATASET_MANIFEST).is_file(), [spec.name if protocol == own else "the other protocol"])
                 for protocol, out in dirs.items()]
     if spec.data.name in OFFLINE_BUILDERS:
         command = "built offline by `sag-bench run` itself"
@@ -175,7 +175,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sag_bench.cli import UserError
+    from sag_bench.errors import UserError
     from sag_bench.runner.spec import SpecError, load_spec
 
     try:

@@ -1,10 +1,12 @@
-"""Built-in dataset builders, registered through the ``sag_bench.datasets`` entry points."""
+"""Built-in dataset builders, declared once here; one ``sag_bench.datasets`` entry point registers them all."""
 
-from sag_bench.registry import Entry
+from sag_bench.registry import Entry, Family
 
-CHORALES = Entry("chorales", "Embedded default: Bach chorales rendered offline (soprano = vocals, lower voices = accompaniment)",
-                 "sag_bench.datasets.chorales:build")
-MUSDB18 = Entry("musdb18", "MUSDB18 / MUSDB18-HQ test set as 10 s clips (zero-shot set of FastSAG and SingSong)",
-                "sag_bench.datasets.musdb18:build")
-FOLDER = Entry("folder", "In-domain clips from any folder of songs, separated by Demucs (FastSAG's data recipe)",
-               "sag_bench.datasets.folder:build")
+DATASETS = Family([
+    Entry("chorales", "Embedded default: Bach chorales rendered offline (soprano = vocals, lower voices = accompaniment)",
+          "sag_bench.datasets.chorales:build"),
+    Entry("musdb18", "MUSDB18 / MUSDB18-HQ test set as 10 s clips (zero-shot set of FastSAG and SingSong)",
+          "sag_bench.datasets.musdb18:build"),
+    Entry("folder", "In-domain clips from any folder of songs, separated by Demucs (FastSAG's data recipe)",
+          "sag_bench.datasets.folder:build"),
+])

@@ -7,7 +7,6 @@ depends on the protocol's filter (see :data:`FILTERS`).
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from sag_bench.audio import CLIP_SAMPLES, RMS_THRESHOLD_DB, SAMPLE_RATE, clip_offsets, peak_rms_db, save_audio
+from sag_bench.config import package_toml
 from sag_bench.datasets.manifest import DatasetError
 from sag_bench.store import sha256_file
 
@@ -122,14 +122,9 @@ def write_clip(root: Path, clip_id: str, song: str, split: str, window: Window, 
 
 
 @lru_cache(maxsize=1)
-def _presets() -> dict[str, Any]:
-    with open(PRESETS_FILE, "rb") as handle:
-        return tomllib.load(handle)
-
-
 def dataset_config(dataset: str) -> dict[str, Any]:
     """The ``[dataset]`` table of ``presets.toml`` (presets, rendering settings, ...)."""
-    return _presets().get(dataset, {})
+    return package_toml(__package__, PRESETS_FILE.name).get(dataset, {})
 
 
 def preset(dataset: str, name: str) -> dict[str, Any]:

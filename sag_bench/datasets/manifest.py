@@ -1,4 +1,5 @@
-"""The on-disk format every dataset builder writes and every consumer reads.
+"""The dataset manifest: the on-disk clip list every dataset builder writes and every consumer reads (not to be
+confused with the *run* manifest of :mod:`sag_bench.runs`).
 
 ``DIR/manifest.json``::
 
@@ -19,13 +20,10 @@ from typing import Any, Iterator
 import numpy as np
 
 from sag_bench.audio import SAMPLE_RATE, load_audio
+from sag_bench.errors import DatasetError  # noqa: F401 (raised here; importable from here)
 from sag_bench.store import read_json, sha256_file, write_json
 
-MANIFEST_NAME = "manifest.json"
-
-
-class DatasetError(ValueError):
-    """A dataset folder that cannot be used; the message names the folder or file and the problem."""
+DATASET_MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,7 @@ def write_manifest(root: str | Path, dataset: str, clips: list[dict[str, Any]], 
     ids = [clip["id"] for clip in clips]
     if len(ids) != len(set(ids)):
         raise DatasetError(f"{root}: duplicate clip ids in manifest")
-    return write_json(Path(root) / MANIFEST_NAME, {"dataset": dataset, "sample_rate": sample_rate,
+    return write_json(Path(root) / DATASET_MANIFEST, {"dataset": dataset, "sample_rate": sample_rate,
                                                     "clip_seconds": clip_seconds, "options": options, "clips": clips})
 
 
@@ -67,9 +65,9 @@ class ClipDataset:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-        path = self.root / MANIFEST_NAME
+        path = self.root / DATASET_MANIFEST
         if not path.is_file():
-            raise DatasetError(f"{self.root}: no {MANIFEST_NAME} (build one with `sag-bench data build NAME --out DIR`)")
+            raise DatasetError(f"{self.root}: no {DATASET_MANIFEST} (build one with `sag-bench data build NAME --out DIR`)")
         self.manifest: dict[str, Any] = read_json(path)
         self.sample_rate: int = int(self.manifest.get("sample_rate", SAMPLE_RATE))
         self.name: str = self.manifest.get("dataset", self.root.name)

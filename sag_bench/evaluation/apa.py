@@ -30,7 +30,8 @@ import torch
 
 from sag_bench.audio import resample
 from sag_bench.evaluation.fad import ClipMoments, GaussianStats
-from sag_bench.evaluation.protocol import ACCOMPANIMENT_GAIN, eval_mix
+from sag_bench.audio import MIX_GAIN
+from sag_bench.evaluation.protocol import eval_mix
 
 POOLINGS = ("frames", "clip")
 EMBED_BATCH = 8
@@ -64,7 +65,7 @@ def embed_audio(embedder: Any, audios: Sequence[np.ndarray], sample_rate: int) -
 
 
 def pair_embeddings(embedder: Any, vocals: Sequence[np.ndarray], accompaniments: Sequence[np.ndarray],
-                    sample_rate: int, gain: float = ACCOMPANIMENT_GAIN) -> list[np.ndarray]:
+                    sample_rate: int, gain: float = MIX_GAIN) -> list[np.ndarray]:
     """Embeddings of each (vocals, accompaniment) pair's evaluated mix (``vocals + gain x accompaniment``)."""
     mixes = [np.asarray(eval_mix(v, a, gain)) for v, a in zip(vocals, accompaniments)]
     return embed_audio(embedder, mixes, sample_rate)
@@ -123,7 +124,7 @@ def _stats(embeddings: Sequence[np.ndarray]) -> GaussianStats:
 
 def apa_reference(embedder: Any, vocals: Sequence[np.ndarray], accompaniments: Sequence[np.ndarray],
                   songs: Sequence[str], sample_rate: int, seed: int = 0, pooling: str = "frames",
-                  gain: float = ACCOMPANIMENT_GAIN) -> APAReference:
+                  gain: float = MIX_GAIN) -> APAReference:
     """R from the true pairs, R' from each vocal with the accompaniment of another song's clip (seeded)."""
     partners = shuffled_partners(songs, seed)
     matched = pair_embeddings(embedder, vocals, accompaniments, sample_rate, gain)

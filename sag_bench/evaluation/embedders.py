@@ -16,8 +16,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from sag_bench.audio import SAMPLE_RATE
 from sag_bench.evaluation.fadtk_compat import import_fadtk
-from sag_bench.registry import UnknownComponentError
 
 ModelLoader = import_fadtk("fadtk.model_loader").ModelLoader
 
@@ -56,7 +56,7 @@ class BatchEmbedder(ModelLoader):
 
 # dsp-spectral settings: 85 ms windows every 50 ms at 24 kHz (20 frames/s), 48 log-mel bands up to 12 kHz,
 # 12 chroma bins and 4 spectral-shape values (log centroid, log bandwidth, log flatness, log RMS): 64 dimensions.
-DSP_SAMPLE_RATE = 24_000
+DSP_SAMPLE_RATE = SAMPLE_RATE
 DSP_N_FFT = 2048
 DSP_HOP = 1200
 DSP_N_MELS = 48
@@ -197,39 +197,26 @@ def embedder_settings(embedder: Any) -> dict[str, Any]:
     return {"class": type(embedder).__name__, "fadtk": version("fadtk"), **plain}
 
 
-def _registered(name: str) -> bool:
-    from sag_bench import registry
-
-    return name in registry.names("embedders")
-
-
 def load_embedder(name: str, device: str = "cpu", allow_download: bool = False) -> Any:
     """A loaded fadtk ``ModelLoader`` for ``name`` on ``device``.
 
-    Our registry (``sag_bench.embedders``: ``dsp-spectral``, ``crepe-tiny``, plugins) is searched first, then
+    Names come from the registry (``sag_bench.embedders``): ours (``dsp-spectral``, ``crepe-tiny``, plugins) and
     fadtk's model names. fadtk loaders whose weights are not available locally raise
     :class:`~sag_bench.backbones.base.WeightsMissingError` naming what to fetch, unless ``allow_download``.
     """
-    if _registered(name):
-        from sag_bench import registry
+    from sag_bench import registry
+    from sag_bench.evaluation.catalog import FADTK_LOADER
 
-        embedder = registry.build("embedders", name)
-        if isinstance(embedder, BatchEmbedder):
-            embedder.to(device)
-        else:
-            embedder.device = torch.device(device)
-        embedder.load_model()
-        return embedder
-    from sag_bench.evaluation.fadtk_models import build_fadtk_loader, parse_fadtk_name
-
-    try:
-        parse_fadtk_name(name)
-    except UnknownComponentError:
-        from sag_bench import registry
-
-        raise UnknownComponentError(f"unknown embedder {name!r}; ours: {', '.join(registry.names('embedders'))}; "
-                                    f"or a fadtk model name (vggish, MERT-v1-95M-7, clap-laion-music, ...)") from None
-    return build_fadtk_loader(name, device, allow_download)
+    found = registry.entry("embedders", name)
+    if found.target == FADTK_LOADER:
+        return found.build(device=device, allow_download=allow_download)
+    embedder = found.build()
+    if isinstance(embedder, BatchEmbedder):
+        embedder.to(device)
+    else:
+        embedder.device = torch.device(device)
+    embedder.load_model()
+    return embedder
 
 
 def move_embedder(embedder: Any, device: str) -> None:

@@ -14,10 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sag_bench.audio import mix
-
-# FastSAG evaluation: mixture = vocals + 0.9 x accompaniment.
-ACCOMPANIMENT_GAIN = 0.9
+from sag_bench.audio import MIX_GAIN, mix
 
 Degrade = Callable[[np.ndarray], np.ndarray]
 
@@ -42,13 +39,13 @@ class Mix:
         return {"gain": self.gain, "scale": self.scale, "degraded": self.degraded}
 
 
-def eval_mix(vocals: np.ndarray, accompaniment: np.ndarray, gain: float = ACCOMPANIMENT_GAIN) -> Mix:
+def eval_mix(vocals: np.ndarray, accompaniment: np.ndarray, gain: float = MIX_GAIN) -> Mix:
     """The evaluated mix: ``vocals + gain x generated accompaniment`` (the shorter length)."""
     audio, scale = mix(vocals, accompaniment, gain)
     return Mix(audio, gain, scale, degraded=False)
 
 
-def reference_mix(vocals: np.ndarray, accompaniment: np.ndarray, gain: float = ACCOMPANIMENT_GAIN,
+def reference_mix(vocals: np.ndarray, accompaniment: np.ndarray, gain: float = MIX_GAIN,
                   degrade: Degrade | None = None) -> Mix:
     """The reference mix: ``vocals + gain x true accompaniment``, the accompaniment first passed through
     ``degrade`` (the system's vocoder / codec resynthesis) when given, so both sides carry the same artefacts."""

@@ -10,11 +10,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
+from sag_bench.errors import SagBenchError
 
 EXECUTORS = ("inprocess", "ray")
 
 
-class ExecutorError(Exception):
+class ExecutorError(SagBenchError):
     """An executor that cannot be built as asked (unknown name, options that do not apply)."""
 
 

@@ -20,8 +20,8 @@ from sag_bench.listening_test import stimuli
 from sag_bench.listening_test.loudness import matching_gains
 from sag_bench.listening_test.study import (AUDIO_DIR, DATABASE_FILE, STUDY_FILE, STUDY_FORMAT, StudyError,
                                             write_secret)
-from sag_bench.runner.scoring import REFERENCE
-from sag_bench.store import read_json, write_json
+from sag_bench.runs import REFERENCE, RunStore
+from sag_bench.store import write_json
 
 DEFAULT_PRESET = "fastsag_mos.toml"
 # FastSAG section 4.4: each rater judged 20 clips.
@@ -64,18 +64,20 @@ def load_preset(path: str | Path | None = None) -> dict[str, Any]:
 
 
 def _run_inputs(run_dir: Path, systems: list[str] | None) -> tuple[ClipDataset, list[str], list[str]]:
-    manifest_path = run_dir / "manifest.json"
-    if not manifest_path.is_file():
-        raise StudyError(f"{manifest_path}: no run manifest (is {run_dir} a run folder?)")
-    manifest = read_json(manifest_path)
-    if "data_dir" not in manifest or "clips" not in manifest:
-        raise StudyError(f"{manifest_path}: needs keys 'data_dir' and 'clips'")
-    data_dir = Path(manifest["data_dir"])
+    store = RunStore(run_dir)
+    try:
+        manifest = store.read_manifest()
+    except (KeyError, TypeError, ValueError) as error:
+        raise StudyError(f"{store.manifest_path}: not a run manifest ({error})") from None
+    if manifest is None:
+        raise StudyError(f"{store.manifest_path}: no run manifest (is {run_dir} a run folder?)")
+    data_dir = Path(manifest.data_dir)
     # Relative data_dir: against the run folder first, then the working directory.
     dataset = ClipDataset(run_dir / data_dir if (run_dir / data_dir).is_dir() else data_dir)
-    # The runner's ``mixes/reference`` is its own ground-truth mix, never a condition of the study.
-    available = sorted(p.name for p in (run_dir / "mixes").glob("*") if p.is_dir() and p.name != REFERENCE) or \
-        sorted(p.name for p in (run_dir / "generated").glob("*") if p.is_dir())
+    # The runner's reference mix is its own ground-truth mix, never a condition of the study.
+    keys = [s.get("label") or s["name"] for s in manifest.spec.get("systems", [])] or sorted(
+        {p.name for p in (*store.mixes_dir(REFERENCE).parent.glob("*"), *store.generated_dir(REFERENCE).parent.glob("*"))})
+    available = [k for k in keys if k != REFERENCE and (store.mixes_dir(k).is_dir() or store.generated_dir(k).is_dir())]
     if systems and REFERENCE in systems:
         raise StudyError(f"{run_dir}: '{REFERENCE}' is the runner's ground-truth mix, not a system (the human "
                          "accompaniment is the system that produced generated/groundtruth)")
@@ -83,26 +85,24 @@ def _run_inputs(run_dir: Path, systems: list[str] | None) -> tuple[ClipDataset, 
     unknown = [s for s in systems if s not in available]
     if unknown or not systems:
         raise StudyError(f"{run_dir}: no outputs for systems {unknown or systems} (found: {', '.join(available)})")
-    complete = [clip for clip in manifest["clips"]
-                if all(_output_path(run_dir, s, clip) is not None for s in systems)]
+    complete = [clip for clip in manifest.clips if all(_output_path(store, s, clip) is not None for s in systems)]
     if not complete:
         raise StudyError(f"{run_dir}: no clip has outputs from every system {systems}")
     return dataset, systems, complete
 
 
-def _output_path(run_dir: Path, system: str, clip: str) -> Path | None:
-    for folder in ("mixes", "generated"):
-        path = run_dir / folder / system / f"{clip}.wav"
+def _output_path(store: RunStore, system: str, clip: str) -> Path | None:
+    for path in (store.mix(system, clip), store.generated(system, clip)):
         if path.is_file():
             return path
     return None
 
 
-def _system_mix(run_dir: Path, system: str, clip: str, vocals: np.ndarray) -> np.ndarray:
+def _system_mix(store: RunStore, system: str, clip: str, vocals: np.ndarray) -> np.ndarray:
     """The run's mix for (system, clip), or vocals + 0.9 x the generated accompaniment when no mix was written."""
-    path = _output_path(run_dir, system, clip)
+    path = _output_path(store, system, clip)
     audio = load_audio(path, SAMPLE_RATE)
-    return audio if path.parent.parent.name == "mixes" else mix(vocals, audio)[0]
+    return audio if path == store.mix(system, clip) else mix(vocals, audio)[0]
 
 
 def _opaque(secret: bytes, key: str) -> str:
@@ -189,7 +189,7 @@ def build_study(run_dir: str | Path, out: str | Path, systems: list[str] | None 
         pair = dataset.load(records[clip])
         for system in systems:
             key = f"test/{system}/{clip}"
-            stimuli_list.append(Stimulus(key, _system_mix(run_dir, system, clip, pair.vocals)))
+            stimuli_list.append(Stimulus(key, _system_mix(RunStore(run_dir), system, clip, pair.vocals)))
             items.append({"key": key, "kind": "test", "system": system, "clip": clip})
     for clip in sorted({gold["clip"] for gold in gold_plan}):
         pair = dataset.load(records[clip])

@@ -1,1 +1,1 @@
-"""Rendering of results: tables (Markdown, LaTeX, CSV), plots and the run report page."""
+"""Rendering of results: Tables 1-3 (Markdown, LaTeX, CSV), plots and the run report page."""

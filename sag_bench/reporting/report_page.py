@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -21,36 +20,40 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sag_bench.runs import REFERENCE, RunStore
+
 REPORT_NAME = "report.html"
 VOCALS_DIR = "report_files/vocals"
-REFERENCE = "reference"
 Z95 = 1.96
 SPECTROGRAM_RANGE = 8.0  # natural-log units shown below the loudest bin (about 70 dB)
 
 
-# ---- run folder layer: the only code that knows where a run keeps its files --------------------------------------
+# ---- run folder layer: what the page reads of a run, through its RunStore ----------------------------------------
 @dataclass(frozen=True)
 class RunFiles:
-    """Paths and tables of one run folder (layout documented in ``sag_bench/runner/run.py``)."""
+    """Tables, audio and plots of one run folder, read through :class:`sag_bench.runs.RunStore`."""
 
     root: Path
 
+    @property
+    def store(self) -> RunStore:
+        return RunStore(self.root)
+
     def manifest(self) -> dict:
-        """The run's manifest.json (clips, data_dir, spec, systems)."""
-        path = self.root / "manifest.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"{self.root}: no manifest.json, not a run folder")
-        return json.loads(path.read_text())
+        """The run's manifest (clips, data_dir, spec, systems)."""
+        manifest = self.store.read_manifest()
+        if manifest is None:
+            raise FileNotFoundError(f"{self.root}: no run manifest, not a run folder")
+        return manifest.to_dict()
 
     def table(self, name: str) -> pd.DataFrame:
         """``metrics`` | ``timings`` | ``coherence`` as a frame (empty when the run did not write it)."""
-        path = self.root / f"{name}.csv"
+        path = self.store.csv_path(name)
         return pd.read_csv(path) if path.is_file() and path.stat().st_size else pd.DataFrame()
 
     def status(self, system: str) -> dict:
         """The status record of ``system`` ({} when absent)."""
-        path = self.root / "status" / f"{system}.json"
-        return json.loads(path.read_text()) if path.is_file() else {}
+        return self.store.status(system)
 
     def systems(self) -> list[str]:
         """System keys in spec order."""
@@ -59,11 +62,11 @@ class RunFiles:
 
     def accompaniment(self, system: str, clip: str) -> Path:
         """The generated accompaniment of ``clip`` by ``system``."""
-        return self.root / "generated" / system / f"{clip}.wav"
+        return self.store.generated(system, clip)
 
     def mix(self, system: str, clip: str) -> Path:
         """The mix (vocals + gain x accompaniment) of ``clip``; ``system`` may be ``reference``."""
-        return self.root / "mixes" / system / f"{clip}.wav"
+        return self.store.mix(system, clip)
 
     def vocals(self) -> dict[str, Path]:
         """The input vocals of every clip of the run's dataset, by clip id."""
@@ -73,7 +76,7 @@ class RunFiles:
 
     def plots(self) -> list[Path]:
         """The run's plots (PNG)."""
-        return sorted((self.root / "plots").glob("*.png"))
+        return self.store.plots()
 
 
 # ---- page ---------------------------------------------------------------------------------------------------------

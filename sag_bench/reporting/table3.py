@@ -11,14 +11,26 @@ import numpy as np
 import pandas as pd
 
 from sag_bench.store import atomic_write_bytes, atomic_write_text, write_json
+from sag_bench.reporting.plots import pyplot
+from sag_bench.reporting.tables import paper_table
 
 if TYPE_CHECKING:
     from sag_bench.listening_test.analysis import Table3Report
 
-# FastSAG Table 3 (MOS of harmony and coherence, 1-5), keyed by our system names.
-PAPER_TABLE3 = {"groundtruth": ("Human-composed", 4.15), "singsong-sc": ("SingSong s+c", 2.36),
-                "randsong": ("RandSong", 1.48), "fastsag-interpolate": ("FastSAG (interpolate)", 2.78),
-                "fastsag": ("FastSAG", 3.13)}
+
+
+def _paper_table3() -> dict[str, tuple[str, float]]:
+    """FastSAG Table 3 (MOS of harmony and coherence, 1-5) from ``systems/paper.toml``, keyed by our system names
+    through each registry entry's ``paper_row``, in the paper's row order."""
+    from sag_bench import registry
+
+    mos = paper_table("table3")["MOS"]
+    by_row = {entry.paper_row: name for name in registry.names("systems")
+              if (entry := registry.entry("systems", name)).paper_row in mos.index}
+    return {by_row[row]: (row, float(value)) for row, value in mos.items() if row in by_row}
+
+
+PAPER_TABLE3 = _paper_table3()
 INTERVAL_METHOD = ("95% CI: t interval with the standard error of a crossed raters x clips design (rater, clip and "
                    "residual variance components from pair differences, Satterthwaite df)")
 TEST_UNIT = ("Pairwise tests: Wilcoxon signed-rank on per-clip mean differences (unit: clip), Holm-corrected "
@@ -73,11 +85,7 @@ def latex(report: Table3Report) -> str:
 
 def plot_png(report: Table3Report) -> bytes:
     """A PNG bar chart: our MOS with the crossed 95% CIs, the paper's values as markers."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     mos = report.mos
     figure, axis = plt.subplots(figsize=(1.4 * len(mos) + 2, 3.6))
     x = np.arange(len(mos))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sag_bench import registry
 from sag_bench.backbones.base import WeightsMissingError
-from sag_bench.datasets.manifest import MANIFEST_NAME, ClipDataset
+from sag_bench.datasets.manifest import DATASET_MANIFEST, ClipDataset
 from sag_bench.runner.run import OFFLINE_BUILDERS
 from sag_bench.runner.spec import Spec
 
@@ -27,12 +27,12 @@ class Check:
 def _data_check(spec: Spec) -> Check:
     data_dir = Path(spec.data.dir)
     what = f"data {spec.data.name} ({spec.data.split} split)"
-    if (data_dir / MANIFEST_NAME).is_file():
+    if (data_dir / DATASET_MANIFEST).is_file():
         count = len(ClipDataset(data_dir).records(spec.data.split))
         return Check(what, count > 0, f"{data_dir}: {count} clips" + ("" if count else " - none in this split"))
     if spec.data.name in OFFLINE_BUILDERS:
         return Check(what, True, f"{data_dir}: not built yet; will be built offline")
-    return Check(what, False, f"{data_dir} has no {MANIFEST_NAME}; run `sag-bench data build {spec.data.name} "
+    return Check(what, False, f"{data_dir} has no {DATASET_MANIFEST}; run `sag-bench data build {spec.data.name} "
                               f"--out {data_dir}`")
 
 

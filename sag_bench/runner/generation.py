@@ -1,17 +1,15 @@
-"""Generation stage of a run: each system writes ``generated/<system>/<clip>.wav``, resumably.
+"""Generation stage of a run: each system writes its clips into the run store (``generated/<system>/``), resumably.
 
 Batches are fixed over the full clip list (never over what is left), and each batch's seed derives from the run seed
 and its first clip id, so a resumed run produces exactly the files an uninterrupted one would. Finished files are
-never rewritten. A system that fails is recorded in ``status/<system>.json`` and the run goes on with the others.
+never rewritten. A system that fails is recorded in its status file and the run goes on with the others.
 """
 
 from __future__ import annotations
 
 import sys
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -21,38 +19,9 @@ from sag_bench import registry
 from sag_bench.audio import save_audio
 from sag_bench.datasets.manifest import ClipDataset, ClipRecord
 from sag_bench.runner.spec import Spec, SystemSpec
+from sag_bench.runs import RunStore
 from sag_bench.seeding import derive_seed
-from sag_bench.store import read_json, write_json
 from sag_bench.systems.base import System
-
-
-@dataclass
-class SystemRun:
-    """Where one system's outputs of a run live."""
-
-    root: Path
-    key: str
-
-    @property
-    def generated_dir(self) -> Path:
-        return self.root / "generated" / self.key
-
-    @property
-    def status_path(self) -> Path:
-        return self.root / "status" / f"{self.key}.json"
-
-    @property
-    def rtf_path(self) -> Path:
-        return self.root / "rtf" / f"{self.key}.json"
-
-    def output(self, clip_id: str) -> Path:
-        return self.generated_dir / f"{clip_id}.wav"
-
-    def status(self) -> dict[str, Any]:
-        return read_json(self.status_path) if self.status_path.is_file() else {}
-
-    def write_status(self, **status: Any) -> None:
-        write_json(self.status_path, {**self.status(), **status})
 
 
 def build_system(system_spec: SystemSpec, data_dir: Path, device: str) -> System:
@@ -84,27 +53,27 @@ def generate_batch(system: System, dataset: ClipDataset, batch: list[ClipRecord]
     return output
 
 
-def run_generation(spec: Spec, system_spec: SystemSpec, root: Path, dataset: ClipDataset,
+def run_generation(spec: Spec, system_spec: SystemSpec, store: RunStore, dataset: ClipDataset,
                    records: list[ClipRecord], system: System | None) -> System | None:
     """Generate the missing clips of one system; returns the loaded system (or None if nothing was needed/failed)."""
-    target = SystemRun(root, system_spec.key)
+    key = system_spec.key
     pending = [batch for batch in batches(records, spec.batch_size)
-               if not all(target.output(record.id).is_file() for record in batch)]
+               if not all(store.generated(key, record.id).is_file() for record in batch)]
     if not pending:
-        target.write_status(state="done", clips=len(records))
+        store.write_status(key, state="done", clips=len(records))
         return system
     try:
         system = system or build_system(system_spec, dataset.root, spec.device)
-        target.write_status(state="running", system=system.describe())
-        for batch in tqdm(pending, desc=f"generate {system_spec.key}", unit="batch"):
+        store.write_status(key, state="running", system=system.describe())
+        for batch in tqdm(pending, desc=f"generate {key}", unit="batch"):
             output = generate_batch(system, dataset, batch, spec.seed)
             for record, audio in zip(batch, output):
-                if not target.output(record.id).is_file():
-                    save_audio(target.output(record.id), audio, dataset.sample_rate)
+                if not store.generated(key, record.id).is_file():
+                    save_audio(store.generated(key, record.id), audio, dataset.sample_rate)
     except Exception as error:  # one system's failure must not lose the others' results
-        target.write_status(state="failed", error=f"{type(error).__name__}: {error}",
-                            traceback=traceback.format_exc(limit=5))
-        tqdm.write(f"sag-bench: {system_spec.key} failed: {type(error).__name__}: {error}", file=sys.stderr)
+        store.write_status(key, state="failed", error=f"{type(error).__name__}: {error}",
+                           traceback=traceback.format_exc(limit=5))
+        tqdm.write(f"sag-bench: {key} failed: {type(error).__name__}: {error}", file=sys.stderr)
         return None
-    target.write_status(state="done", clips=len(records))
+    store.write_status(key, state="done", clips=len(records))
     return system

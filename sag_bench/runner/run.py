@@ -1,9 +1,6 @@
 """``sag-bench run``: one experiment spec -> generated audio, metrics, tables and plots in a run directory.
 
-Layout of ``<out>/``: ``manifest.json`` (spec, clips, data_dir, git commit, packages, device, seeds, systems and
-backbones), ``generated/<system>/<clip>.wav``, ``mixes/{reference,<system>}/<clip>.wav``, ``status/<system>.json``,
-``rtf/<system>.json``, ``fad/<embedder>/<system>.json``, ``coherence/<system>.json``, ``metrics.csv``,
-``timings.csv``, ``coherence.csv``, ``tables/*.{csv,md,tex}``, ``plots/*.png``.
+Everything goes into a run folder laid out by :class:`sag_bench.runs.RunStore`.
 """
 
 from __future__ import annotations
@@ -16,11 +13,11 @@ import pandas as pd
 import torch
 
 from sag_bench import registry
-from sag_bench.datasets.manifest import MANIFEST_NAME, ClipDataset, ClipRecord, DatasetError
+from sag_bench.datasets.manifest import DATASET_MANIFEST, ClipDataset, ClipRecord, DatasetError
 from sag_bench.runner import scoring
-from sag_bench.runner.generation import SystemRun, run_generation
+from sag_bench.runner.generation import run_generation
 from sag_bench.runner.spec import Spec, SpecError
-from sag_bench.store import RunDir
+from sag_bench.runs import RunManifest, RunStore
 
 OFFLINE_BUILDERS = ("chorales",)
 
@@ -29,7 +26,7 @@ OFFLINE_BUILDERS = ("chorales",)
 class RunResult:
     """What a finished run produced."""
 
-    root: Path
+    store: RunStore
     metrics: pd.DataFrame
     timings: pd.DataFrame
     coherence: pd.DataFrame
@@ -40,7 +37,7 @@ class RunResult:
 def ensure_dataset(spec: Spec) -> ClipDataset:
     """The spec's dataset folder, built first when missing and its builder works offline."""
     data_dir = Path(spec.data.dir)
-    if not (data_dir / MANIFEST_NAME).is_file():
+    if not (data_dir / DATASET_MANIFEST).is_file():
         if spec.data.name not in OFFLINE_BUILDERS:
             raise DatasetError(f"{data_dir}: dataset {spec.data.name!r} is not built; build it first with "
                                f"`sag-bench data build {spec.data.name} --out {data_dir}`")
@@ -57,50 +54,51 @@ def select_clips(spec: Spec, dataset: ClipDataset) -> list[ClipRecord]:
     return records[: spec.data.max_clips] if spec.data.max_clips else records
 
 
-def check_resumable(run: RunDir, spec: Spec, records: list[ClipRecord], resume: bool) -> None:
+def check_resumable(store: RunStore, spec: Spec, records: list[ClipRecord], resume: bool) -> None:
     """Refuse to mix a new spec into an existing run, or to overwrite one without --resume."""
-    previous = run.read_manifest()
-    if not previous:
+    previous = store.read_manifest()
+    if previous is None:
         return
     if not resume:
-        raise SpecError(f"{run.root}: a run already exists here; pass --resume to continue it or choose --out")
-    if previous.get("clips") != [record.id for record in records] or previous.get("spec", {}).get("seed") != spec.seed:
-        raise SpecError(f"{run.root}: the existing run used other clips or another seed; resume it with its own spec")
+        raise SpecError(f"{store.root}: a run already exists here; pass --resume to continue it or choose --out")
+    if previous.clips != [record.id for record in records] or previous.spec.get("seed") != spec.seed:
+        raise SpecError(f"{store.root}: the existing run used other clips or another seed; resume it with its own spec")
 
 
 def run_experiment(spec: Spec, out: str | Path, resume: bool = False) -> RunResult:
     """Generate, evaluate and tabulate one experiment; resumable after any interruption."""
-    from sag_bench import tables
+    from sag_bench.reporting.tables import render_run
 
     torch.manual_seed(spec.seed)
     dataset = ensure_dataset(spec)
     records = select_clips(spec, dataset)
-    run = RunDir(Path(out))
-    check_resumable(run, spec, records, resume)
-    seeds = {"run": spec.seed, "generation": spec.seed, "bootstrap": spec.seed}
-    run.write_manifest(spec.to_dict(), seeds, device=spec.device, data_dir=str(dataset.root.resolve()),
-                       clips=[record.id for record in records], dataset=dataset.name)
+    store = RunStore(Path(out))
+    check_resumable(store, spec, records, resume)
+    manifest = RunManifest(spec=spec.to_dict(), seeds={"run": spec.seed, "generation": spec.seed,
+                                                       "bootstrap": spec.seed},
+                           data_dir=str(dataset.root.resolve()), dataset=dataset.name,
+                           clips=[record.id for record in records])
+    store.write_manifest(manifest, device=spec.device)
+    clips = scoring.Clips(store, dataset, records)
 
     for system_spec in spec.systems:
-        system = run_generation(spec, system_spec, run.root, dataset, records, None)
+        system = run_generation(spec, system_spec, store, dataset, records, None)
         if system is not None:
             try:
-                scoring.measure_system_rtf(spec, run.root, system_spec.key, system, dataset, records)
+                scoring.measure_system_rtf(clips, system_spec.key, system, spec.rtf, spec.seed, spec.device)
             except Exception as error:  # an RTF failure is reported, the audio is kept
-                SystemRun(run.root, system_spec.key).write_status(rtf_error=f"{type(error).__name__}: {error}")
+                store.write_status(system_spec.key, rtf_error=f"{type(error).__name__}: {error}")
             del system
 
-    status = {s.key: SystemRun(run.root, s.key).status() for s in spec.systems}
+    status = {s.key: store.status(s.key) for s in spec.systems}
     done = [key for key, state in status.items() if state.get("state") == "done"]
-    run.write_manifest(spec.to_dict(), seeds, device=spec.device, data_dir=str(dataset.root.resolve()),
-                       clips=[record.id for record in records], dataset=dataset.name,
-                       systems={key: state.get("system", {}) for key, state in status.items()})
-    scoring.write_mixes(spec, run.root, dataset, records, done)
-    metrics = scoring.score_fad(spec, run.root, records, done)
-    coherence = (scoring.score_coherence(spec, run.root, dataset, records, done)
-                 if spec.evaluation.coherence else pd.DataFrame())
-    timings = scoring.collect_rtf(run.root, done)
+    manifest.systems = {key: state.get("system", {}) for key, state in status.items()}
+    store.write_manifest(manifest, device=spec.device)
+    scoring.write_mixes(clips, done, spec.protocol, spec.device)
+    metrics = scoring.score_fad(clips, done, spec.evaluation, spec.seed, spec.device)
+    coherence = scoring.score_coherence(clips, done) if spec.evaluation.coherence else pd.DataFrame()
+    timings = scoring.collect_rtf(store, done)
     for name, frame in (("metrics", metrics), ("timings", timings), ("coherence", coherence)):
-        scoring.write_csv(run.root / f"{name}.csv", frame)
-    written = tables.render_run(run.root, spec, metrics, timings, coherence, status)
-    return RunResult(run.root, metrics, timings, coherence, status, written)
+        scoring.write_csv(store.csv_path(name), frame)
+    written = render_run(store, spec, metrics, timings, coherence, status)
+    return RunResult(store, metrics, timings, coherence, status, written)

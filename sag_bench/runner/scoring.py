@@ -4,6 +4,7 @@ resumed run skips what is done; embeddings are cached by content hash, so regene
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -16,12 +17,19 @@ from sag_bench import registry
 from sag_bench.audio import load_audio, mel_spectrogram, save_audio
 from sag_bench.backbones.base import Codec, Vocoder
 from sag_bench.datasets.manifest import ClipDataset, ClipRecord
-from sag_bench.runner.generation import SystemRun
-from sag_bench.runner.spec import Spec
+from sag_bench.runner.spec import EvaluationSpec, ProtocolSpec, RTFSpec
+from sag_bench.runs import REFERENCE, RunStore
 from sag_bench.store import atomic_write_text, read_json, write_json
 from sag_bench.systems.base import System
 
-REFERENCE = "reference"
+
+@dataclass(frozen=True)
+class Clips:
+    """What every stage of a run works on: the run store, the dataset, and the clips evaluated."""
+
+    store: RunStore
+    dataset: ClipDataset
+    records: list[ClipRecord]
 
 
 def degrader(name: str, device: str) -> Callable[[np.ndarray], np.ndarray] | None:
@@ -45,76 +53,72 @@ def degrader(name: str, device: str) -> Callable[[np.ndarray], np.ndarray] | Non
     return resynthesise
 
 
-def mix_path(root: Path, key: str, clip_id: str) -> Path:
-    """Where the mix of ``clip_id`` for ``key`` (a system, or ``reference``) lives."""
-    return root / "mixes" / key / f"{clip_id}.wav"
-
-
-def write_mixes(spec: Spec, root: Path, dataset: ClipDataset, records: list[ClipRecord], keys: list[str]) -> None:
+def write_mixes(clips: Clips, keys: list[str], protocol: ProtocolSpec, device: str) -> None:
     """Reference mixes and each system's eval mixes (protocol of the papers), skipping those already written.
 
     Each clip is decoded (and its vocals degraded) once, then mixed for every system that still lacks its mix.
     """
     from sag_bench.evaluation.protocol import eval_mix, reference_mix
 
-    missing = {record.id: [key for key in [REFERENCE, *keys] if not mix_path(root, key, record.id).is_file()]
-               for record in records}
-    todo = [record for record in records if missing[record.id]]
+    store, dataset = clips.store, clips.dataset
+    missing = {record.id: [key for key in [REFERENCE, *keys] if not store.mix(key, record.id).is_file()]
+               for record in clips.records}
+    todo = [record for record in clips.records if missing[record.id]]
     if not todo:
         return
-    degrade = degrader(spec.protocol.degrade, spec.device)
+    degrade = degrader(protocol.degrade, device)
     for record in tqdm(todo, desc="mixes", unit="clip"):
         pair = dataset.load(record)
         vocals = degrade(pair.vocals) if degrade else pair.vocals
         for key in missing[record.id]:
             if key == REFERENCE:
-                mixed = reference_mix(vocals, pair.accompaniment, gain=spec.protocol.gain, degrade=degrade)
+                mixed = reference_mix(vocals, pair.accompaniment, gain=protocol.gain, degrade=degrade)
             else:
-                generated = load_audio(SystemRun(root, key).output(record.id), dataset.sample_rate)
-                mixed = eval_mix(vocals, generated, gain=spec.protocol.gain)
-            save_audio(mix_path(root, key, record.id), mixed, dataset.sample_rate)
+                generated = load_audio(store.generated(key, record.id), dataset.sample_rate)
+                mixed = eval_mix(vocals, generated, gain=protocol.gain)
+            save_audio(store.mix(key, record.id), mixed, dataset.sample_rate)
 
 
-def measure_system_rtf(spec: Spec, root: Path, key: str, system: System, dataset: ClipDataset,
-                       records: list[ClipRecord]) -> None:
-    """Real-time factor of a loaded system on the first ``spec.rtf.clips`` clips, saved to ``rtf/<key>.json``."""
+def measure_system_rtf(clips: Clips, key: str, system: System, rtf: RTFSpec, seed: int, device: str) -> None:
+    """Real-time factor of a loaded system on the first ``rtf.clips`` clips, saved in the run store."""
     from sag_bench.evaluation.rtf import measure_rtf
 
-    target = SystemRun(root, key)
-    if spec.rtf.clips <= 0 or target.rtf_path.is_file():
+    path = clips.store.rtf_path(key)
+    if rtf.clips <= 0 or path.is_file():
         return
-    clips = [dataset.load_vocals(record) for record in records[: spec.rtf.clips]]
-    result = measure_rtf(system, clips, warmup=spec.rtf.warmup, batch_size=spec.rtf.batch_size, seed=spec.seed,
-                         device=spec.device, clip_ids=[record.id for record in records[: spec.rtf.clips]])
-    write_json(target.rtf_path, result.to_dict())
+    timed = clips.records[: rtf.clips]
+    result = measure_rtf(system, [clips.dataset.load_vocals(record) for record in timed], warmup=rtf.warmup,
+                         batch_size=rtf.batch_size, seed=seed, device=device, clip_ids=[record.id for record in timed])
+    write_json(path, result.to_dict())
 
 
-def score_fad(spec: Spec, root: Path, records: list[ClipRecord], keys: list[str]) -> pd.DataFrame:
-    """FAD of every (system, embedder), cached per pair in ``fad/<embedder>/<system>.json``; returns metrics rows."""
+def score_fad(clips: Clips, keys: list[str], evaluation: EvaluationSpec, seed: int, device: str) -> pd.DataFrame:
+    """FAD of every (system, embedder), cached per pair in the run store; returns metrics rows."""
     from sag_bench.evaluation.embedders import load_embedder
     from sag_bench.evaluation.fad import score
 
+    store = clips.store
     rows = []
-    for embedder_name in spec.evaluation.embedders:
+    for embedder_name in evaluation.embedders:
         embedder = None
-        reference = [mix_path(root, REFERENCE, record.id) for record in records]
+        reference = [store.mix(REFERENCE, record.id) for record in clips.records]
         for key in tqdm(keys, desc=f"FAD {embedder_name}", unit="system"):
-            path = root / "fad" / embedder_name / f"{key}.json"
+            path = store.fad_path(embedder_name, key)
             if not path.is_file():
-                embedder = embedder or load_embedder(embedder_name, device=spec.device)
-                result = score(reference, [mix_path(root, key, record.id) for record in records], embedder,
-                               cache_dir=root / "cache", inf=spec.evaluation.inf,
-                               bootstrap=spec.evaluation.bootstrap, seed=spec.seed)
+                embedder = embedder or load_embedder(embedder_name, device=device)
+                result = score(reference, [store.mix(key, record.id) for record in clips.records], embedder,
+                               cache_dir=store.cache_dir, inf=evaluation.inf, bootstrap=evaluation.bootstrap,
+                               seed=seed)
                 write_json(path, result.to_dict())
             rows.append({**read_json(path), "system": key, "embedder": embedder_name})
     return pd.DataFrame(rows)
 
 
-def score_coherence(spec: Spec, root: Path, dataset: ClipDataset, records: list[ClipRecord],
-                    keys: list[str]) -> pd.DataFrame:
-    """Coherence measures of each system's (vocals, accompaniment) pairs, cached in ``coherence/<system>.json``."""
+def score_coherence(clips: Clips, keys: list[str]) -> pd.DataFrame:
+    """Coherence measures of each system's (vocals, accompaniment) pairs, cached in the run store."""
     from sag_bench.evaluation.coherence import score_pairs
 
+    store, dataset = clips.store, clips.dataset
     rows = []
     vocals: dict[str, np.ndarray] = {}  # the same vocals under every system: decoded once ...
     vocal_cache: dict = {}  # ... and their features computed once
@@ -125,10 +129,10 @@ def score_coherence(spec: Spec, root: Path, dataset: ClipDataset, records: list[
         return vocals[record.id]
 
     for key in tqdm(keys, desc="coherence", unit="system"):
-        path = root / "coherence" / f"{key}.json"
+        path = store.coherence_path(key)
         if not path.is_file():
-            pairs = [(vocals_of(record), load_audio(SystemRun(root, key).output(record.id), dataset.sample_rate),
-                      dataset.sample_rate) for record in records]
+            pairs = [(vocals_of(record), load_audio(store.generated(key, record.id), dataset.sample_rate),
+                      dataset.sample_rate) for record in clips.records]
             scores = score_pairs(pairs, vocal_cache=vocal_cache)
             write_json(path, {measure: list(map(float, values)) for measure, values in scores.items()})
         for measure, values in read_json(path).items():
@@ -138,11 +142,11 @@ def score_coherence(spec: Spec, root: Path, dataset: ClipDataset, records: list[
     return pd.DataFrame(rows)
 
 
-def collect_rtf(root: Path, keys: list[str]) -> pd.DataFrame:
+def collect_rtf(store: RunStore, keys: list[str]) -> pd.DataFrame:
     """One row per system with RTF statistics and per-stage RTF columns (``stage:<name>``)."""
     rows = []
     for key in keys:
-        path = SystemRun(root, key).rtf_path
+        path = store.rtf_path(key)
         if path.is_file():
             data = read_json(path)
             stages = {f"stage:{name}": value for name, value in data.get("stage_rtf", {}).items()}

@@ -36,13 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from sag_bench import registry
+from sag_bench.audio import MIX_GAIN
+from sag_bench.config import from_table
+from sag_bench.errors import SpecError
 
 BUILTIN_CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
-
-
-class SpecError(ValueError):
-    """A spec that cannot run; the message names the spec file and the problem."""
 
 
 @dataclass
@@ -56,7 +55,7 @@ class DataSpec:
 
 @dataclass
 class ProtocolSpec:
-    gain: float = 0.9
+    gain: float = MIX_GAIN
     degrade: str = "none"
 
 
@@ -117,17 +116,6 @@ class Spec:
         return asdict(self)
 
 
-def _build(cls: type, raw: dict[str, Any], where: str, path: Path) -> Any:
-    known = set(cls.__dataclass_fields__)
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise SpecError(f"{path}: unknown key(s) {', '.join(unknown)} in {where}; known: {', '.join(sorted(known))}")
-    try:
-        return cls(**raw)
-    except TypeError as error:
-        raise SpecError(f"{path}: {where}: {error}") from None
-
-
 def resolve_spec_path(spec: str | Path) -> Path:
     """A spec path, or the name of a built-in spec (``tiny``, ``table1``, ``table2``)."""
     path = Path(spec)
@@ -150,10 +138,12 @@ def load_spec(spec: str | Path) -> Spec:
     sections = {"data": DataSpec, "protocol": ProtocolSpec, "evaluation": EvaluationSpec, "rtf": RTFSpec}
     if "data" not in raw or "systems" not in raw:
         raise SpecError(f"{path}: a spec needs a [data] table and at least one [[systems]] entry")
-    parsed: dict[str, Any] = {key: _build(cls, raw.pop(key), f"[{key}]", path)
+    parsed: dict[str, Any] = {key: from_table(cls, raw.pop(key), str(path), f"[{key}]", SpecError)
                               for key, cls in sections.items() if key in raw}
-    systems = [_build(SystemSpec, entry, f"[[systems]] #{i + 1}", path) for i, entry in enumerate(raw.pop("systems"))]
-    spec_obj: Spec = _build(Spec, {**raw, **parsed, "systems": systems, "source": str(path)}, "the top level", path)
+    systems = [from_table(SystemSpec, entry, str(path), f"[[systems]] #{i + 1}", SpecError)
+               for i, entry in enumerate(raw.pop("systems"))]
+    spec_obj: Spec = from_table(Spec, {**raw, **parsed, "systems": systems, "source": str(path)}, str(path),
+                                 "the top level", SpecError)
     _validate(spec_obj, path)
     return spec_obj
 

@@ -8,20 +8,22 @@ from typing import Any, ClassVar, Sequence
 
 import torch
 
+from sag_bench.audio import SAMPLE_RATE
 from sag_bench.timing import NullTimer
 
 
 class System(ABC):
     """Generates an instrumental accompaniment for isolated singing.
 
-    Contract (see ARCHITECTURE.md): ``name``, ``sample_rate``; :meth:`load` once, then :meth:`generate` on batches
-    of mono vocals ``[B, T]`` at ``sample_rate``, returning accompaniments ``[B, T]`` of the same length.
+    Contract (registration: README, "Writing a system plugin"): ``name``, ``sample_rate``; :meth:`load` once, then
+    :meth:`generate` on batches of mono vocals ``[B, T]`` at ``sample_rate``, returning accompaniments ``[B, T]`` of
+    the same length.
     Stages report into ``self.timer`` (``with self.timer.stage("vocoder"):``) so the RTF can be broken down.
     Systems that need data context (ground truth, RandSong) read ``clip_ids`` and :meth:`prepare`.
     """
 
     name: ClassVar[str] = "system"
-    sample_rate: ClassVar[int] = 24_000
+    sample_rate: ClassVar[int] = SAMPLE_RATE
 
     def __init__(self, checkpoint: str | Path | None = None, **options: Any) -> None:
         self.checkpoint = Path(checkpoint) if checkpoint else None

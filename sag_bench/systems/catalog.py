@@ -1,28 +1,40 @@
-"""Built-in systems, registered through the ``sag_bench.systems`` entry points in pyproject.toml.
+"""Built-in systems, declared once here; one ``sag_bench.systems`` entry point (``builtin``) registers them all.
 
-An ablation is a configuration of one system class, never a copied module.
+An ablation is a configuration of one system class, never a copied module: the FastSAG variants' keyword arguments
+below are the single definition of each variant. Each entry names its trainer (``sag-bench train NAME``) and its row
+in the FastSAG paper's tables (numbers in ``paper.toml`` beside this file).
 """
 
-from sag_bench.registry import Entry
+from sag_bench.registry import Entry, Family
 
 _FASTSAG = "sag_bench.systems.fastsag.system:FastSAGSystem"
 _SINGSONG = "sag_bench.systems.singsong.system:SingSongSystem"
+_TRAIN_FASTSAG = "sag_bench.systems.trainers:train_fastsag"
+_TRAIN_SINGSONG = "sag_bench.systems.trainers:train_singsong"
 
-FASTSAG = Entry("fastsag", "FastSAG: MERT semantics -> Perceiver-IO resampler -> prior -> EDM mel diffusion -> vocoder",
-                _FASTSAG, {"resampler": "perceiver", "condition": "semantic", "mel_norm": True})
-FASTSAG_INTERPOLATE = Entry("fastsag-interpolate", "FastSAG ablation: bilinear interpolation instead of the Perceiver",
-                            _FASTSAG, {"resampler": "interpolate", "condition": "semantic", "mel_norm": True})
-FASTSAG_MEL = Entry("fastsag-mel", "FastSAG ablation: the vocal mel alone as the condition",
-                    _FASTSAG, {"resampler": "perceiver", "condition": "mel", "mel_norm": True})
-FASTSAG_SEMANTIC_MEL = Entry("fastsag-semantic-mel", "FastSAG ablation: semantic features and the vocal mel as the condition",
-                             _FASTSAG, {"resampler": "perceiver", "condition": "semantic+mel", "mel_norm": True})
-FASTSAG_NO_NORM = Entry("fastsag-no-norm", "FastSAG ablation: without mel normalisation",
-                        _FASTSAG, {"resampler": "perceiver", "condition": "semantic", "mel_norm": False})
-SINGSONG_SC = Entry("singsong-sc", "SingSong re-implementation, semantic + coarse stages (Encodec from 3 codebooks)",
-                    _SINGSONG, {"stages": "sc"})
-SINGSONG_SCF = Entry("singsong-scf", "SingSong re-implementation, semantic + coarse + fine stages (Encodec from 8 codebooks)",
-                     _SINGSONG, {"stages": "scf"})
-RANDSONG = Entry("randsong", "RandSong: a random human-composed accompaniment from another song (seeded)",
-                 "sag_bench.systems.randsong:RandSong")
-GROUNDTRUTH = Entry("groundtruth", "Ground truth: the clip's own human-composed accompaniment",
-                    "sag_bench.systems.groundtruth:GroundTruth")
+
+def _fastsag(name: str, summary: str, paper_row: str, resampler: str = "perceiver", condition: str = "semantic",
+             mel_norm: bool = True) -> Entry:
+    return Entry(name, summary, _FASTSAG, {"resampler": resampler, "condition": condition, "mel_norm": mel_norm},
+                 trainer=_TRAIN_FASTSAG, paper_row=paper_row)
+
+
+SYSTEMS = Family([
+    _fastsag("fastsag", "FastSAG: MERT semantics -> Perceiver-IO resampler -> prior -> EDM mel diffusion -> vocoder",
+             "FastSAG"),
+    _fastsag("fastsag-interpolate", "FastSAG ablation: bilinear interpolation instead of the Perceiver",
+             "FastSAG (interpolate)", resampler="interpolate"),
+    _fastsag("fastsag-mel", "FastSAG ablation: the vocal mel alone as the condition", "FastSAG (mel)", condition="mel"),
+    _fastsag("fastsag-semantic-mel", "FastSAG ablation: semantic features and the vocal mel as the condition",
+             "FastSAG (semant+mel)", condition="semantic+mel"),
+    _fastsag("fastsag-no-norm", "FastSAG ablation: without mel normalisation", "FastSAG (w/o norm)", mel_norm=False),
+    # Both SingSong systems read one checkpoint folder; training either trains its three stages.
+    Entry("singsong-sc", "SingSong re-implementation, semantic + coarse stages (Encodec from 3 codebooks)",
+          _SINGSONG, {"stages": "sc"}, trainer=_TRAIN_SINGSONG, paper_row="SingSong s+c"),
+    Entry("singsong-scf", "SingSong re-implementation, semantic + coarse + fine stages (Encodec from 8 codebooks)",
+          _SINGSONG, {"stages": "scf"}, trainer=_TRAIN_SINGSONG, paper_row="SingSong s+c+f"),
+    Entry("randsong", "RandSong: a random human-composed accompaniment from another song (seeded)",
+          "sag_bench.systems.randsong:RandSong", paper_row="RandSong"),
+    Entry("groundtruth", "Ground truth: the clip's own human-composed accompaniment",
+          "sag_bench.systems.groundtruth:GroundTruth", paper_row="Human-composed"),
+])

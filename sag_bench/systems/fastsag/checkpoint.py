@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from sag_bench.cli import UserError
+from sag_bench.errors import UserError
 from sag_bench.systems.fastsag import authors_checkpoint as authors
 from sag_bench.systems.fastsag.config import FastSAGConfig, Variant
 from sag_bench.training import load_checkpoint, save_checkpoint

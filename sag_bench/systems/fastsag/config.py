@@ -5,13 +5,13 @@ A :class:`FastSAGConfig` is stored inside every checkpoint, so a system rebuilds
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
-from importlib import resources
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from sag_bench.audio import CLIP_SAMPLES, MEL_FRAMES_PER_CLIP, N_MELS, mel_frames
-from sag_bench.cli import UserError
+from sag_bench.config import from_table, package_toml, preset_table
+from sag_bench.errors import UserError
+from sag_bench.systems.catalog import SYSTEMS
 
 # FastSAG section 4.1: 10 s clips; 937 mel frames zero-padded to 1024 for the U-Net (reference facts).
 PADDED_FRAMES = 1024
@@ -62,14 +62,9 @@ class Variant:
         return f"fastsag[{self.resampler},{self.condition},{'norm' if self.mel_norm else 'no-norm'}]"
 
 
-# The five systems of sag_bench/systems/catalog.py (FastSAG Table 1).
-VARIANTS: dict[str, Variant] = {
-    "fastsag": Variant("perceiver", "semantic", True),
-    "fastsag-interpolate": Variant("interpolate", "semantic", True),
-    "fastsag-mel": Variant("perceiver", "mel", True),
-    "fastsag-semantic-mel": Variant("perceiver", "semantic+mel", True),
-    "fastsag-no-norm": Variant("perceiver", "semantic", False),
-}
+# The five registered systems (FastSAG Table 1), defined once in sag_bench/systems/catalog.py.
+VARIANTS: dict[str, Variant] = {entry.name: Variant(**entry.kwargs) for entry in SYSTEMS.entries()
+                                if entry.target == "sag_bench.systems.fastsag.system:FastSAGSystem"}
 
 
 @dataclass(frozen=True)
@@ -160,13 +155,8 @@ class FastSAGConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "FastSAGConfig":
         """Inverse of :meth:`to_dict`."""
-        model = dict(data["model"])
-        model["unet_mults"] = tuple(model["unet_mults"])
-        return cls(preset=data["preset"], variant=Variant(**data["variant"]),
-                   semantic_encoder=data["semantic_encoder"], semantic_options=dict(data["semantic_options"]),
-                   vocoder=data["vocoder"], vocoder_options=dict(data["vocoder_options"]),
-                   model=ModelConfig(**model), train=_build(TrainConfig, data["train"], "train"),
-                   inference=_build(InferenceConfig, data["inference"], "inference"))
+        variant = from_table(Variant, data["variant"], "FastSAG config", "[variant]")
+        return _assemble(data, "FastSAG config", variant)
 
     def with_inference(self, **changes: Any) -> "FastSAGConfig":
         """A copy with inference settings changed (``None`` values are ignored)."""
@@ -174,36 +164,22 @@ class FastSAGConfig:
         return replace(self, inference=replace(self.inference, **changes))
 
 
-def _build(cls: type, table: dict[str, Any], section: str) -> Any:
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise UserError(f"unknown FastSAG [{section}] setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return cls(**table)
+def _assemble(table: dict[str, Any], source: str, variant: Variant) -> FastSAGConfig:
+    """A :class:`FastSAGConfig` from a preset table or a stored config (its ``variant`` given)."""
+    return FastSAGConfig(preset=table["preset"], variant=variant, semantic_encoder=table["semantic_encoder"],
+                         semantic_options=dict(table.get("semantic_options", {})), vocoder=table["vocoder"],
+                         vocoder_options=dict(table.get("vocoder_options", {})),
+                         model=from_table(ModelConfig, table.get("model", {}), source, "[model]"),
+                         train=from_table(TrainConfig, table.get("train", {}), source, "[train]"),
+                         inference=from_table(InferenceConfig, table.get("inference", {}), source, "[inference]"))
 
 
 def preset_names() -> list[str]:
     """Names of the presets in ``presets.toml``."""
-    return sorted(_presets())
-
-
-def _presets() -> dict[str, Any]:
-    text = resources.files("sag_bench.systems.fastsag").joinpath("presets.toml").read_text(encoding="utf-8")
-    return tomllib.loads(text)
+    return sorted(package_toml(__package__))
 
 
 def load_preset(preset: str, variant: Variant) -> FastSAGConfig:
     """The configuration of ``preset`` (``paper`` or ``tiny``) for ``variant``."""
-    presets = _presets()
-    if preset not in presets:
-        raise UserError(f"unknown FastSAG preset {preset!r}; presets: {', '.join(sorted(presets))}")
-    table = presets[preset]
-    model = dict(table.get("model", {}))
-    if "unet_mults" in model:
-        model["unet_mults"] = tuple(model["unet_mults"])
-    return FastSAGConfig(preset=preset, variant=variant, semantic_encoder=table["semantic_encoder"],
-                         semantic_options=dict(table.get("semantic_options", {})), vocoder=table["vocoder"],
-                         vocoder_options=dict(table.get("vocoder_options", {})),
-                         model=_build(ModelConfig, model, "model"),
-                         train=_build(TrainConfig, table.get("train", {}), "train"),
-                         inference=_build(InferenceConfig, table.get("inference", {}), "inference"))
+    table = preset_table(__package__, preset, "FastSAG")
+    return _assemble({**table, "preset": preset}, f"FastSAG preset {preset!r}", variant)

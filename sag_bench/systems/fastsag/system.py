@@ -9,7 +9,7 @@ import torch
 
 from sag_bench import registry
 from sag_bench.audio import SAMPLE_RATE
-from sag_bench.cli import UserError
+from sag_bench.errors import UserError
 from sag_bench.modules import edm
 from sag_bench.systems.base import System
 from sag_bench.systems.fastsag import checkpoint as ckpt

@@ -10,9 +10,9 @@ import torch
 
 from sag_bench import registry
 from sag_bench.audio import CLIP_SAMPLES, rescale_for_features
-from sag_bench.cli import UserError
+from sag_bench.errors import UserError
 from sag_bench.datasets.manifest import ClipDataset, ClipRecord
-from sag_bench.store import RunDir
+from sag_bench.runs import write_provenance
 from sag_bench.systems.fastsag import checkpoint as ckpt
 from sag_bench.systems.fastsag.config import VARIANTS, FastSAGConfig, load_preset
 from sag_bench.systems.fastsag.features import Features, augment_vocals
@@ -121,9 +121,10 @@ def train(system: str, data_dir: str | Path, out_dir: str | Path, preset: str = 
     settings = LoopSettings(steps=t.steps, batch_size=t.batch_size, lr=t.lr, seed=seed,
                             checkpoint_every=t.checkpoint_every, grad_clip=t.grad_clip,
                             mixed_precision=t.mixed_precision, device=device)
-    RunDir(out_dir).write_manifest({"system": name, "preset": preset, "data": str(data_dir), "clips": len(records),
-                                    "config": config.to_dict()}, seeds={"train": seed}, device=device or "auto",
-                                   backbones={"semantic_encoder": encoder.describe() if encoder else None})
+    write_provenance(Path(out_dir) / "manifest.json",
+                     {"system": name, "preset": preset, "data": str(data_dir), "clips": len(records),
+                      "config": config.to_dict()}, seeds={"train": seed}, device=device or "auto",
+                     backbones={"semantic_encoder": encoder.describe() if encoder else None})
     result = train_loop(model, ClipPairs(dataset, records, t.cache_audio), FastSAGLoss(config, features), settings,
                         out_dir, resume=resume, metadata=ckpt.metadata(config), clip_groups=CLIPPED_BLOCKS)
     if result.main_process:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from sag_bench.cli import UserError
+from sag_bench.errors import UserError
 from sag_bench.store import read_json, write_json
 from sag_bench.systems.singsong.config import SingSongConfig
 from sag_bench.systems.singsong.stages import StageLM, stage_layout

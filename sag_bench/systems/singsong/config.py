@@ -5,12 +5,11 @@ Paper constants live here once, each with its source; presets only choose sizes 
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import asdict, dataclass, field, fields
-from importlib import resources
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sag_bench.cli import UserError
+from sag_bench.config import from_table, preset_table
+from sag_bench.errors import UserError
 
 STAGES = ("semantic", "coarse", "fine")
 
@@ -49,14 +48,6 @@ class StageConfig:
     steps: int = 1000
     checkpoint_every: int = 100
 
-    @classmethod
-    def from_dict(cls, table: dict[str, Any]) -> "StageConfig":
-        """Build from a TOML/JSON table; unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise UserError(f"unknown SingSong stage setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**{**table, **({"betas": tuple(table["betas"])} if "betas" in table else {})})
 
 
 @dataclass(frozen=True)
@@ -93,21 +84,11 @@ class SingSongConfig:
         missing = [name for name in STAGES if name not in stage_tables]
         if missing:
             raise UserError(f"SingSong config lacks stage table(s) {', '.join(missing)}")
-        known = {f.name for f in fields(cls)} - {"stages"}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise UserError(f"unknown SingSong setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**values, stages={name: StageConfig.from_dict(stage_tables[name]) for name in STAGES})
+        source = f"SingSong config {table.get('preset', '')!r}"
+        stages = {name: from_table(StageConfig, stage_tables[name], source, f"[{name}]") for name in STAGES}
+        return from_table(cls, {**values, "stages": stages}, source, "the top level")
 
 
 def load_preset(name: str) -> SingSongConfig:
     """The configuration of preset ``name`` (``tiny`` or ``paper``)."""
-    presets = _presets()
-    if name not in presets:
-        raise UserError(f"unknown SingSong preset {name!r}; presets: {', '.join(sorted(presets))}")
-    return SingSongConfig.from_dict({"preset": name, **presets[name]})
-
-
-def _presets() -> dict[str, Any]:
-    text = resources.files(__package__).joinpath("presets.toml").read_text(encoding="utf-8")
-    return tomllib.loads(text)
+    return SingSongConfig.from_dict({"preset": name, **preset_table(__package__, name, "SingSong")})

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import torch
 
-from sag_bench.cli import UserError
+from sag_bench.errors import UserError
 from sag_bench.systems.base import System
 from sag_bench.systems.singsong.checkpoint import SingSongBundle, load_bundle, window_frames
 from sag_bench.systems.singsong.config import STAGES

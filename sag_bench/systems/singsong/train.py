@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from sag_bench.cli import UserError
+from sag_bench.errors import UserError
 from sag_bench.datasets.manifest import ClipDataset, ClipRecord, DatasetError
 from sag_bench.store import sha256_file
 from sag_bench.systems.singsong.checkpoint import (CONFIG_FILE, build_stage, load_config, save_config, save_stage,
