@@ -11,7 +11,7 @@ from sag_bench.evaluation.apa import (apa_reference, embed_audio, metrics_data, 
 from sag_bench.evaluation.embedders import load_embedder
 from sag_bench.evaluation.fad import GaussianStats, frechet_distance
 from sag_bench.evaluation.protocol import eval_mix
-from tests.runner_data import build_synthetic_dataset
+from tests.conftest import build_dataset
 
 
 def test_shuffled_partners_come_from_other_songs() -> None:
@@ -27,7 +27,7 @@ def test_shuffled_partners_come_from_other_songs() -> None:
 def pairs(tmp_path_factory: pytest.TempPathFactory) -> tuple[list, list, list[str]]:
     from sag_bench.datasets.manifest import ClipDataset
 
-    dataset = ClipDataset(build_synthetic_dataset(tmp_path_factory.mktemp("synthetic"), songs=4, clips_per_song=3,
+    dataset = ClipDataset(build_dataset(tmp_path_factory.mktemp("synthetic"), songs=4, clips_per_song=3,
                                                   seconds=4.0))
     loaded = [dataset.load(record) for record in dataset.records()]
     return [p.vocals for p in loaded], [p.accompaniment for p in loaded], [p.song for p in loaded]

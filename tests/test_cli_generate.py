@@ -59,9 +59,9 @@ def _loud_dataset(root):
     """A synthetic dataset whose first test clip's accompaniment peaks at 3.0 (float WAV, as systems may write)."""
     from sag_bench.audio import load_audio, save_audio
     from sag_bench.datasets.manifest import ClipDataset
-    from tests.runner_data import build_synthetic_dataset
+    from tests.conftest import build_dataset
 
-    build_synthetic_dataset(root, songs=2, clips_per_song=1, seconds=1.0)
+    build_dataset(root, songs=2, clips_per_song=1, seconds=1.0)
     record = ClipDataset(root).records("test")[0]
     acc = load_audio(record.accompaniment)
     save_audio(record.accompaniment, 3.0 * acc / np.abs(acc).max())

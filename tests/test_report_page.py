@@ -11,7 +11,7 @@ import pytest
 from sag_bench.reporting.report_page import REPORT_NAME, write_report
 from sag_bench.runner.run import run_experiment
 from sag_bench.runner.spec import load_spec
-from tests.runner_data import build_synthetic_dataset
+from tests.conftest import build_dataset
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = os.environ.get("SAG_BENCH_REPORT_SCREENSHOT")  # where to save a screenshot of the page (optional)
@@ -44,7 +44,7 @@ SYSTEMS = ["groundtruth", "randsong"]
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("report")
-    data = build_synthetic_dataset(root / "data", songs=4, clips_per_song=2, seconds=4.0)
+    data = build_dataset(root / "data", songs=4, clips_per_song=2, seconds=4.0)
     spec_path = root / "small.toml"
     spec_path.write_text(SPEC.format(data=data))
     result = run_experiment(load_spec(spec_path), root / "run")
