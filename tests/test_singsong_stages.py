@@ -7,7 +7,7 @@ import torch
 
 from sag_bench.systems.singsong.config import N_COARSE, N_FINE, StageConfig, load_preset
 from sag_bench.systems.singsong.decoding import KVCacheDecoder
-from sag_bench.systems.singsong.sampling import sample_in_range
+from sag_bench.systems.singsong.sampling import sample_in_range, sample_tokens
 from sag_bench.systems.singsong.stages import StageLM, stage_layout
 
 SEMANTIC_VOCAB, CODEBOOK = 16, 32
@@ -118,3 +118,27 @@ def test_presets_load():
     assert (paper.stage("coarse").dim, paper.stage("coarse").depth, paper.stage("coarse").heads) == (1024, 6, 8)
     assert [paper.stage(s).temperature for s in ("semantic", "coarse", "fine")] == [1.0, 0.95, 0.4]
     assert tiny.codec == "mel-rvq" and tiny.semantic_backbone == "dsp-semantic"
+
+
+@pytest.mark.parametrize("stage, window, hop", [("semantic", 6, 3), ("coarse", 4, 2), ("fine", 3, 3)])
+def test_windowed_cached_and_uncached_tokens_are_identical(stage, window, hop):
+    """Per-stage windows (prompted when the hop is below the window): the KV cache changes no sampled token."""
+    model = _model(stage, frames=window, seed=1)
+    cond = torch.randint(0, model.layout.condition.codebook_size, (2, model.layout.condition.n_codebooks, 11))
+    cached, uncached = (model.generate_windows(cond, hop, torch.Generator().manual_seed(5), cache_kv=cache)
+                        for cache in (True, False))
+    assert cached.shape == (2, model.layout.target.n_codebooks, 11)
+    assert torch.equal(cached, uncached)
+
+
+def test_prompted_window_continues_its_prompt():
+    model = _model("coarse", frames=6)
+    cond = torch.randint(0, SEMANTIC_VOCAB, (1, 1, 6))
+    prompt = torch.randint(0, CODEBOOK, (1, N_COARSE, 4))
+    new = model.generate(cond, torch.Generator().manual_seed(0), prompt=prompt)
+    assert new.shape == (1, N_COARSE, 2)
+    # the same as feeding the prompt's tokens as a prefix by hand
+    prefix = torch.cat([model.layout.condition_tokens(cond), model.layout.target_tokens(prompt)], dim=1)
+    by_hand = model.layout.target_codes(sample_tokens(model.net, prefix, model.layout.target_ranges(6)[12:], 1.0,
+                                                      0.5, torch.Generator().manual_seed(0)))
+    assert torch.equal(new, by_hand)

@@ -138,3 +138,41 @@ def test_committed_tiny_checkpoint_generates_for_both_systems():
         assert outputs[name].shape == vocals.shape and torch.isfinite(outputs[name]).all()
         assert outputs[name].abs().max() > 1e-3
     assert not torch.equal(outputs["singsong-sc"], outputs["singsong-scf"])
+
+
+def test_long_input_uses_overlapping_prompted_windows(bundle, monkeypatch):
+    """30 s through the paper's windows (semantic 10 s at 50 % overlap, coarse 4 s at 50 %, fine 2 s at 100 %):
+    each semantic window after the first is prompted with the previous window's last 5 s of generated tokens."""
+    from sag_bench.systems.singsong.stages import StageLM
+
+    windows = {"semantic": (10.0, 0.5), "coarse": (4.0, 0.5), "fine": (2.0, 1.0)}
+    config = replace(bundle.config, stages={s: replace(SMALL, window_seconds=w, window_hop=h)
+                                            for s, (w, h) in windows.items()})
+    long = SingSongBundle(config, bundle.tokenizer, {s: build_stage(config, bundle.tokenizer, s).eval()
+                                                      for s in STAGES})
+    calls = []
+    original = StageLM.generate
+
+    def recording(self, condition, *args, prompt=None, **kwargs):
+        out = original(self, condition, *args, prompt=prompt, **kwargs)
+        calls.append((self.layout.target.name, condition.shape[-1], prompt, out))
+        return out
+
+    monkeypatch.setattr(StageLM, "generate", recording)
+    system = SingSongSystem.from_bundle(long, stages="scf")
+    system.load("cpu")
+    vocals = _tone(30.0, 330, 5)[None]
+    out = system.generate(vocals, seed=0)
+    assert out.shape == (1, 30 * SR) and torch.isfinite(out).all()
+    semantic = [c for c in calls if c[0] == "semantic"]
+    assert [c[1] for c in semantic] == [750] * 5  # 2250 frames: windows start at 0, 375, 750, 1125, 1500
+    assert semantic[0][2] is None and semantic[0][3].shape[-1] == 750
+    for previous, current in zip(semantic, semantic[1:]):
+        prompt = current[2]
+        assert prompt.shape[-1] == 375  # the previous 5 s ...
+        assert torch.equal(prompt, previous[3][..., -375:])  # ... of what the previous window generated
+        assert current[3].shape[-1] == 375
+    coarse = [c for c in calls if c[0] == "coarse"]
+    assert len(coarse) == 14 and all(c[2].shape[-1] == 150 for c in coarse[1:])  # 4 s windows, 2 s prompts
+    fine = [c for c in calls if c[0] == "fine"]
+    assert len(fine) == 1 and fine[0][1] == 150 and fine[0][3].shape[0] == 15  # 15 independent 2 s windows

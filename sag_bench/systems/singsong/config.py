@@ -48,6 +48,15 @@ class StageConfig:
     batch_size: int = 8
     steps: int = 1000
     checkpoint_every: int = 100
+    # The stage's window (None: the config's window_seconds) and the step between generated windows as a fraction
+    # of it; below 1 each window is prompted with its predecessors' generated frames (open-musiclm: 10 / 4 / 2 s
+    # windows slid by 50 / 50 / 100 %).
+    window_seconds: float | None = None
+    window_hop: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.window_hop <= 1:
+            raise UserError(f"SingSong window_hop must be in (0, 1], not {self.window_hop}")
 
     @classmethod
     def from_dict(cls, table: dict[str, Any]) -> "StageConfig":

@@ -176,7 +176,7 @@ def train(data_dir: Path, out_dir: Path, preset: str, stage: str, steps: int | N
     run_dir = out_dir / RUNS_DIR / stage
     metadata: dict[str, Any] = {"config": config.to_dict(), "stage": stage, "data": str(data_dir)}
     try:
-        result = train_loop(model, WindowDataset(tokens, stage, window_frames(config, tokenizer)), _stage_loss,
+        result = train_loop(model, WindowDataset(tokens, stage, window_frames(config, tokenizer, stage)), _stage_loss,
                             settings, run_dir, resume=resume, metadata=metadata)
     except FileExistsError as error:
         raise UserError(str(error)) from None
