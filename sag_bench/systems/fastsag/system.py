@@ -10,6 +10,7 @@ import torch
 from sag_bench import registry
 from sag_bench.audio import SAMPLE_RATE
 from sag_bench.cli import UserError
+from sag_bench.modules import solvers
 from sag_bench.systems.base import System
 from sag_bench.systems.fastsag import checkpoint as ckpt
 from sag_bench.systems.fastsag.config import FastSAGConfig, Variant, load_preset
@@ -49,6 +50,9 @@ class FastSAGSystem(System):
             if config.variant != variant:
                 raise UserError(f"config is for {config.variant.name}, not {variant.name}")
         self.config = config.with_inference(steps=steps, sampler=sampler, batch_size=batch_size)
+        if self.config.inference.sampler not in solvers.SAMPLERS:
+            raise UserError(f"{self.name}: sampler must be one of {', '.join(solvers.SAMPLERS)}, "
+                            f"not {self.config.inference.sampler!r}")
         self._semantic_options = {**self.config.semantic_options, **(semantic_options or {})}
         self._vocoder_options = {**self.config.vocoder_options, **(vocoder_options or {})}
         self._requested_device = device
@@ -97,6 +101,8 @@ class FastSAGSystem(System):
         info = {**super().describe(), "name": self.name, "preset": self.config.preset,
                 "weights": "checkpoint" if self._weights is not None else "random init",
                 "steps": self.config.inference.steps, "sampler": self.config.inference.sampler,
+                "network_calls": solvers.network_calls(self.config.inference.steps, self.config.inference.sampler),
+                "dtype": "float32", "compiled": False,
                 "semantic_encoder": self.config.semantic_encoder if self.config.variant.uses_semantic else None,
                 "vocoder": self.config.vocoder}
         if self.model is not None:
