@@ -27,11 +27,13 @@ import torch
 from sag_bench import registry
 from sag_bench.evaluation.rtf import device_name
 from sag_bench.systems.singsong import sampling
-from sag_bench.systems.singsong.checkpoint import SingSongBundle, build_stage, load_bundle
+from sag_bench.systems.singsong.checkpoint import SingSongBundle, build_stage, hop_frames, load_bundle
 from sag_bench.systems.singsong.config import STAGES, SingSongConfig, load_preset
 from sag_bench.systems.singsong.decoding import KVCacheDecoder
+from sag_bench.systems.singsong.stages import StageLM
 from sag_bench.systems.singsong.system import PIPELINES, SingSongSystem
 from sag_bench.systems.singsong.tokenizer import SingSongTokenizer
+from sag_bench.systems.singsong.windows import window_starts
 from sag_bench.timing import StageTimer
 
 # Encodec 24 kHz at 6 kbps: 8 codebooks of 1024 entries; the paper preset's vocabularies follow it.
@@ -77,6 +79,61 @@ class XTransformersCache:
         return hidden[:, lo:hi].float()
 
 
+def decode_schedule(model: StageLM, frames: int, hop: int) -> list[tuple[int, int, int]]:
+    """What :meth:`StageLM.generate_windows` decodes for ``frames``: per call (batch, prefix tokens, new tokens)."""
+    window, qc, qt = model.max_frames, model.layout.condition.n_codebooks, model.layout.target.n_codebooks
+    starts = window_starts(frames, window, hop)
+    if hop >= window:
+        width = min(window, frames)
+        return [(len(starts), width * qc, width * qt)]
+    calls, done = [], 0
+    for start in starts:
+        end = min(start + window, frames)
+        prompt = max(0, done - start)
+        calls.append((1, (end - start) * qc + prompt * qt, (end - start - prompt) * qt))
+        done = end
+    return calls
+
+
+def _seconds(fn, repeat: int = 1) -> float:
+    start = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - start) / repeat
+
+
+@torch.inference_mode()
+def project_ratio(bundle: SingSongBundle, seconds: float) -> dict[str, tuple[float, float]]:
+    """Projected (uncached, cached) seconds per stage for a ``seconds`` clip from measured step costs.
+
+    Uncached step at ``L`` tokens: one forward of ``L`` tokens, fitted linearly in ``L`` through forwards at the
+    schedule's shortest and longest lengths (batch ``B`` costs ``B`` times batch 1: compute-bound). Cached: one
+    prefill forward per call plus the measured mean single-token step at the call's batch size.
+    """
+    frames = round(seconds * bundle.tokenizer.codec.frame_rate)
+    out = {}
+    for stage in STAGES:
+        model = bundle.models[stage]
+        calls = decode_schedule(model, frames, hop_frames(bundle.config, bundle.tokenizer, stage))
+        vocab = model.layout.vocab_size
+        lengths = [min(c[1] for c in calls), max(c[1] + c[2] - 1 for c in calls)]
+        costs = [_seconds(lambda n=n: model.net(torch.randint(0, vocab, (1, n)))) for n in lengths]
+        slope = (costs[1] - costs[0]) / max(1, lengths[1] - lengths[0])
+        forward = lambda n: costs[0] + slope * (n - lengths[0])  # noqa: E731
+        uncached = cached = 0.0
+        for batch, prefix, new in calls:
+            uncached += batch * sum(forward(prefix + k) for k in range(new))
+            decoder = KVCacheDecoder(model.net, batch, prefix + new)
+            decoder.feed(torch.randint(0, vocab, (batch, prefix)))
+            step = _seconds(lambda: decoder.feed(torch.randint(0, vocab, (batch, 1))), repeat=min(8, new - 1))
+            cached += batch * forward(prefix) + (new - 1) * step
+        out[stage] = (uncached, cached)
+        print(f"projected {seconds:g} s, {stage} stage ({len(calls)} call(s), batch {calls[0][0]}, tokens "
+              f"{lengths[0]}..{lengths[1]}): uncached {uncached:.0f} s, cached {cached:.1f} s, "
+              f"x{uncached / cached:.1f}", flush=True)
+    return out
+
+
 MODES = {"kv-cache": True, "x-transformers-cache": True, "no-cache": False}
 
 
@@ -104,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pipelines", nargs="+", default=list(PIPELINES), choices=list(PIPELINES))
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--project", type=float, help="also project the cache's speed-up for a clip this long from "
+                        "measured step costs (the uncached run itself would take hours at paper size)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     if args.threads:
@@ -129,6 +188,12 @@ def main(argv: list[str] | None = None) -> int:
             out, wall = results[mode]
             print(f"s+{'+'.join(stages[1:])}: {mode} / {args.modes[0]} time ratio x{wall / base_wall:.2f}, "
                   f"identical output: {torch.equal(out, base_out)}", flush=True)
+    if args.project:
+        projected = project_ratio(bundle, args.project)
+        for stages in args.pipelines:
+            uncached, cached = (sum(projected[s][i] for s in PIPELINES[stages]) for i in (0, 1))
+            print(f"projected {args.project:g} s s+{'+'.join(stages[1:])}: uncached {uncached:.0f} s, "
+                  f"cached {cached:.1f} s, KV-cache speed-up x{uncached / cached:.1f} (decoding only)")
     source = str(args.ckpt) if args.ckpt else f"random weights, preset {args.preset}"
     print(f"[{source}; one {args.seconds:g} s clip; cpu, {torch.get_num_threads()} threads, {device_name('cpu')}]")
     if args.json:

@@ -58,3 +58,25 @@ def test_heun_through_solvers_is_edm_heun():
 def test_unknown_sampler_is_an_error():
     with pytest.raises(ValueError, match="dpmpp-2m"):
         _error("ddim", 5)
+
+
+def test_fastsag_system_picks_the_fast_sampler_by_name_and_records_it():
+    from pathlib import Path
+
+    import sag_bench
+    from sag_bench.cli import UserError
+    from sag_bench.systems.fastsag.system import FastSAGSystem
+
+    ckpt = Path(sag_bench.__file__).parent / "checkpoints" / "fastsag.pt"
+    vocals = 0.3 * torch.sin(torch.arange(24_000) / 24_000 * 2 * math.pi * 330)[None]
+    outputs = {}
+    for sampler, steps in (("dpmpp-2m", 4), ("euler", 4)):
+        system = FastSAGSystem(checkpoint=ckpt, sampler=sampler, steps=steps)
+        system.load("cpu")
+        outputs[sampler] = system.generate(vocals, seed=0)
+        info = system.describe()
+        assert (info["sampler"], info["network_calls"], info["dtype"]) == (sampler, 4, "float32")
+    assert outputs["dpmpp-2m"].shape == vocals.shape and torch.isfinite(outputs["dpmpp-2m"]).all()
+    assert not torch.equal(outputs["dpmpp-2m"], outputs["euler"])
+    with pytest.raises(UserError, match="dpmpp-2m"):
+        FastSAGSystem(checkpoint=ckpt, sampler="ddim")
