@@ -176,3 +176,45 @@ def test_long_input_uses_overlapping_prompted_windows(bundle, monkeypatch):
     assert len(coarse) == 14 and all(c[2].shape[-1] == 150 for c in coarse[1:])  # 4 s windows, 2 s prompts
     fine = [c for c in calls if c[0] == "fine"]
     assert len(fine) == 1 and fine[0][1] == 150 and fine[0][3].shape[0] == 15  # 15 independent 2 s windows
+
+
+def test_coarse_stage_conditioned_on_vocal_semantics_too(bundle, monkeypatch):
+    """coarse_condition = "semantic+vocal": the coarse stage sees the accompaniment's and the vocals' semantic ids."""
+    from sag_bench.systems.singsong.stages import StageLM
+
+    config = replace(bundle.config, coarse_condition="semantic+vocal")
+    both = SingSongBundle(config, bundle.tokenizer, {s: build_stage(config, bundle.tokenizer, s).eval() for s in STAGES})
+    assert both.models["coarse"].layout.condition.n_codebooks == 2
+    assert both.models["coarse"].layout.vocab_size == 2 * 8 + 3 * 16
+    seen = {}
+    original = StageLM.generate_windows
+
+    def recording(self, condition, *args, **kwargs):
+        out = original(self, condition, *args, **kwargs)
+        seen[self.layout.target.name] = (condition, out)
+        return out
+
+    monkeypatch.setattr(StageLM, "generate_windows", recording)
+    system = SingSongSystem.from_bundle(both, stages="sc")
+    system.load("cpu")
+    vocals = _tone(0.5, 440, 2)[None]
+    assert system.generate(vocals, seed=3).shape == vocals.shape
+    condition = seen["coarse"][0]
+    assert condition.shape[1] == 2
+    assert torch.equal(condition[:, :1], seen["semantic"][1])  # generated accompaniment semantics ...
+    assert torch.equal(condition[:, 1:], seen["semantic"][0])  # ... and the vocals' semantic ids
+    with pytest.raises(UserError, match="coarse_condition"):
+        replace(bundle.config, coarse_condition="vocal")
+
+
+def test_training_windows_carry_the_vocal_semantics_for_the_coarse_option():
+    from sag_bench.systems.singsong.stages import stage_layout
+    from sag_bench.systems.singsong.train import WindowDataset
+
+    tokens = {"vocal": [torch.full((1, 20), 3)], "semantic": [torch.full((1, 20), 5)],
+              "coarse": [torch.zeros(3, 20, dtype=torch.long)], "fine": [torch.zeros(5, 20, dtype=torch.long)]}
+    layout = stage_layout("coarse", 8, 16, coarse_condition="semantic+vocal")
+    item = WindowDataset(tokens, "coarse", 6, layout)[0]
+    assert item["condition"].tolist() == [[5] * 6, [3] * 6] and item["target"].shape == (3, 6)
+    plain = WindowDataset(tokens, "coarse", 6, stage_layout("coarse", 8, 16))[0]
+    assert plain["condition"].tolist() == [[5] * 6]

@@ -34,7 +34,7 @@ def hop_frames(config: SingSongConfig, tokenizer: SingSongTokenizer, stage: str)
 
 def build_stage(config: SingSongConfig, tokenizer: SingSongTokenizer, stage: str) -> StageLM:
     """A freshly initialised stage sized for ``tokenizer``'s vocabularies and the stage's window."""
-    layout = stage_layout(stage, tokenizer.semantic_vocab, tokenizer.codebook_size)
+    layout = stage_layout(stage, tokenizer.semantic_vocab, tokenizer.codebook_size, config.coarse_condition)
     return StageLM(layout, config.stage(stage), window_frames(config, tokenizer, stage))
 
 

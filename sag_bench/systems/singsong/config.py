@@ -26,6 +26,10 @@ BETAS = (0.9, 0.99)
 WEIGHT_DECAY = 0.01
 GRAD_CLIP = 0.5
 
+# What the coarse stage is conditioned on: the accompaniment's semantic tokens (FastSAG's re-implementation, the
+# default) or those and the vocals' semantic tokens (SingSong section 3: P(Coarse(y) | Sem(y), Feats(x))).
+COARSE_CONDITIONS = ("semantic", "semantic+vocal")
+
 # open-musiclm sampling: top-k keeps 10 % of the logits of the current codebook.
 TOP_K_FRACTION = 0.1
 
@@ -83,6 +87,12 @@ class SingSongConfig:
     window_seconds: float
     noise_sigma: float
     stages: dict[str, StageConfig] = field(default_factory=dict)
+    coarse_condition: str = "semantic"  # one of COARSE_CONDITIONS
+
+    def __post_init__(self) -> None:
+        if self.coarse_condition not in COARSE_CONDITIONS:
+            raise UserError(f"SingSong coarse_condition must be one of {', '.join(COARSE_CONDITIONS)}, "
+                            f"not {self.coarse_condition!r}")
 
     def stage(self, name: str) -> StageConfig:
         """The settings of stage ``name`` (one of :data:`STAGES`)."""

@@ -19,16 +19,30 @@ from sag_bench.systems.singsong.windows import split_windows, stitch_windows, wi
 IGNORE_INDEX = -100
 
 
-def stage_layout(stage: str, semantic_vocab: int, codebook_size: int) -> StageLayout:
-    """The token layout of ``stage`` for a semantic vocabulary and codec codebook size."""
+def stage_layout(stage: str, semantic_vocab: int, codebook_size: int,
+                 coarse_condition: str = "semantic") -> StageLayout:
+    """The token layout of ``stage`` for a semantic vocabulary and codec codebook size.
+
+    ``coarse_condition="semantic+vocal"``: the coarse stage's condition has two semantic codebooks per frame, the
+    accompaniment's then the vocals' (see :func:`stage_condition`), each in its own vocabulary range.
+    """
     vocal = Stream("vocal-semantic", 1, semantic_vocab)
     semantic = Stream("semantic", 1, semantic_vocab)
     coarse = Stream("coarse", N_COARSE, codebook_size)
     fine = Stream("fine", N_FINE, codebook_size)
-    layouts = {"semantic": (vocal, semantic), "coarse": (semantic, coarse), "fine": (coarse, fine)}
+    coarse_input = Stream("semantic+vocal", 2, semantic_vocab) if coarse_condition == "semantic+vocal" else semantic
+    layouts = {"semantic": (vocal, semantic), "coarse": (coarse_input, coarse), "fine": (coarse, fine)}
     if stage not in layouts:
         raise ValueError(f"unknown SingSong stage {stage!r}; stages are {', '.join(layouts)}")
     return StageLayout(*layouts[stage])
+
+
+def stage_condition(layout: StageLayout, previous: torch.Tensor, vocal: torch.Tensor) -> torch.Tensor:
+    """The condition codes of a stage: the previous stage's codes ``[B, Q, F]``, with the vocal semantic ids
+    ``[B, 1, F]`` appended as a second codebook when the layout asks for both (coarse ``semantic+vocal``)."""
+    if layout.condition.name == "semantic+vocal":
+        return torch.cat([previous, vocal.to(previous.dtype)], dim=1)
+    return previous
 
 
 class StageLM(nn.Module):

@@ -14,6 +14,7 @@ from sag_bench.cli import UserError
 from sag_bench.systems.base import System
 from sag_bench.systems.singsong.checkpoint import SingSongBundle, hop_frames, load_bundle
 from sag_bench.systems.singsong.config import STAGES
+from sag_bench.systems.singsong.stages import stage_condition
 from sag_bench.systems.singsong.tokenizer import add_noise
 
 PIPELINES = {"sc": ("semantic", "coarse"), "scf": ("semantic", "coarse", "fine")}
@@ -78,7 +79,8 @@ class SingSongSystem(System):
         codes, generated = vocal_ids, []
         for stage in self.stages:
             with self.timer.stage(f"{stage}-stage"):
-                codes = models[stage].generate_windows(codes, hop_frames(config, tokenizer, stage), generator,
+                condition = stage_condition(models[stage].layout, codes, vocal_ids)
+                codes = models[stage].generate_windows(condition, hop_frames(config, tokenizer, stage), generator,
                                                        cache_kv=self.cache_kv,
                                                        temperature=self.options.get(f"{stage}_temperature"))
             if stage != "semantic":
