@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ckpt", type=Path, help="a trained SingSong checkpoint directory (default: random weights)")
     parser.add_argument("--preset", default="tiny", help="sizes for random weights: tiny | paper (default tiny)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the input clip (default 10)")
-    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES),
+                        help="decoding modes to time (none: only --project)")
     parser.add_argument("--pipelines", nargs="+", default=list(PIPELINES), choices=list(PIPELINES))
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     bundle = load_bundle(args.ckpt, STAGES) if args.ckpt else random_bundle(load_preset(args.preset), args.seed)
     clip = vocals(args.seconds, 1, args.seed)[0]
     rows = []
-    for stages in args.pipelines:
+    for stages in args.pipelines if args.modes else []:
         system = SingSongSystem.from_bundle(bundle, stages=stages)
         system.load("cpu")
         timed_generate(system, vocals(0.2, 1, args.seed + 1)[0], args.seed, "kv-cache")  # warm-up
