@@ -75,7 +75,7 @@ def test_fastsag_system_picks_the_fast_sampler_by_name_and_records_it():
         system.load("cpu")
         outputs[sampler] = system.generate(vocals, seed=0)
         info = system.describe()
-        assert (info["sampler"], info["network_calls"], info["dtype"]) == (sampler, 4, "float32")
+        assert (info["sampler"], info["network_calls_per_window"], info["dtype"]) == (sampler, 4, "float32")
     assert outputs["dpmpp-2m"].shape == vocals.shape and torch.isfinite(outputs["dpmpp-2m"]).all()
     assert not torch.equal(outputs["dpmpp-2m"], outputs["euler"])
     with pytest.raises(UserError, match="dpmpp-2m"):
