@@ -9,6 +9,7 @@ Layout (every other module asks a :class:`RunStore` for a path instead of spelli
                                          none), keyed by content (see sag_bench.evaluation.degradation)
     status/<system>.json                 running / done / failed, with the system's description
     rtf/<scope>/<system>.json            real-time factor, scope end-to-end (file in -> file out) or model-only
+    rtf/outputs/<system>/<clip>.wav      the files the end-to-end measurement wrote
     fad/<embedder>/<system>.json         FAD of one (system, embedder)
     coherence/<system>.json              per-clip coherence measures
     cache/                               embeddings cached by content hash
@@ -168,6 +169,10 @@ class RunStore:
     def rtf_path(self, key: str, scope: str) -> Path:
         """RTF of system ``key`` measured at ``scope`` (``end-to-end`` or ``model-only``)."""
         return self.root / "rtf" / scope / f"{key}.json"
+
+    def rtf_outputs_dir(self, key: str) -> Path:
+        """Where the end-to-end RTF measurement of ``key`` writes its files (file in -> file out)."""
+        return self.root / "rtf" / "outputs" / key
 
     # evaluation
     def mixes_dir(self, key: str) -> Path:

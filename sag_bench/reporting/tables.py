@@ -62,6 +62,8 @@ def results_table(systems: list[str], metrics: pd.DataFrame, timings: pd.DataFra
     if not coherence.empty:
         for row in coherence.to_dict("records"):
             table.loc[row["system"], f"coh_{row['measure']}"] = row["mean"]
+    if "network calls" in table:
+        table["network calls"] = table["network calls"].astype("Int64")
     notes = {key: _note(key, metrics, status.get(key, {})) for key in systems}
     table["note"] = pd.Series(notes)
     return table
@@ -92,7 +94,7 @@ def _note(key: str, metrics: pd.DataFrame, state: dict[str, Any]) -> str:
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return "" if math.isnan(value) else f"{value:.4f}"
-    return "" if value is None else str(value)
+    return "" if value is None or value is pd.NA else str(value)
 
 
 def to_markdown(frame: pd.DataFrame) -> str:

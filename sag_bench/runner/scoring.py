@@ -44,7 +44,7 @@ def measure_system_rtf(clips: Clips, key: str, system: System, rtf: RTFSpec, see
         MODEL_ONLY: lambda: measure_rtf(system, list(vocals.values()), warmup=rtf.warmup, batch_size=rtf.batch_size,
                                         seed=seed, device=device, clip_ids=ids),
         END_TO_END: lambda: measure_end_to_end_rtf(system, [record.vocals for record in timed],
-                                                   store.root / "rtf" / "outputs" / key, warmup=rtf.warmup,
+                                                   store.rtf_outputs_dir(key), warmup=rtf.warmup,
                                                    seed=seed, device=device, clip_ids=ids),
     }
     for scope, measure in measures.items():
