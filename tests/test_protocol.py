@@ -29,13 +29,13 @@ def test_authors_levels_rescale_min_max_to_0_8_and_move_dc() -> None:
 
 def test_generated_mix_is_vocals_plus_0_9_times_the_levelled_accompaniment() -> None:
     vocals, generated = _ramp(-0.1, 0.1), _ramp(-0.02, 0.02)  # a quiet generated stem is brought to 0.8 peaks
-    mixed = eval_mix(through_path(vocals, "authors"), generated, "authors")
+    mixed = eval_mix(through_path(vocals, "authors"), generated, levels="authors")
     assert MIX_GAIN == 0.9
     summed = level(vocals, "authors") + 0.9 * level(generated, "authors")
     assert summed.max() == pytest.approx(0.8 + 0.9 * 0.8, abs=1e-6)  # both stems peak at 0.8: 1.52 would clip ...
     assert mixed.scale == pytest.approx(0.99 / 1.52, rel=1e-6)  # ... so the mix is rescaled, and that is recorded
     np.testing.assert_allclose(np.asarray(mixed), summed * mixed.scale, atol=1e-6)
-    raw = eval_mix(through_path(vocals, "raw"), generated, "raw")
+    raw = eval_mix(through_path(vocals, "raw"), generated)
     np.testing.assert_allclose(np.asarray(raw), vocals + 0.9 * generated, atol=1e-7)
     assert raw.describe() == {"levels": "raw", "gain": 0.9, "scale": 1.0, "degraded": False}
 
@@ -55,7 +55,7 @@ def test_reference_mix_has_no_gain_and_both_stems_take_the_path(tmp_path: Path) 
     np.testing.assert_allclose(np.asarray(degraded), 0.5 * vocals + 0.5 * accompaniment, atol=1e-7)
     assert len(seen) == 2 and np.array_equal(seen[0], vocals) and np.array_equal(seen[1], accompaniment)
     assert (plain.gain, plain.degraded, degraded.degraded) == (1.0, False, True)
-    generated = eval_mix(path_vocals, accompaniment, "raw", degraded=True)  # the generated stem is never degraded
+    generated = eval_mix(path_vocals, accompaniment, degraded=True)  # the generated stem is never degraded
     np.testing.assert_allclose(np.asarray(generated), 0.5 * vocals + 0.9 * accompaniment, atol=1e-7)
     levelled = reference_mix(through_path(vocals, "authors", halve), accompaniment, "authors", degrade=halve)
     np.testing.assert_allclose(np.asarray(levelled), 0.5 * (level(vocals, "authors") + level(accompaniment, "authors")),
@@ -65,7 +65,7 @@ def test_reference_mix_has_no_gain_and_both_stems_take_the_path(tmp_path: Path) 
 
 
 def test_loud_mix_is_rescaled_not_wrapped() -> None:
-    mixed = eval_mix(np.full(10, 0.8, np.float32), np.full(10, 0.8, np.float32), "raw", gain=1.0)
+    mixed = eval_mix(np.full(10, 0.8, np.float32), np.full(10, 0.8, np.float32), gain=1.0)
     assert np.asarray(mixed).max() == pytest.approx(0.99, rel=1e-6)  # 1.6 would clip: scaled to a 0.99 peak
     assert mixed.scale == pytest.approx(0.99 / 1.6)
     assert np.all(np.asarray(mixed) > 0)  # no int16 wrap-around to negative values

@@ -171,26 +171,11 @@ def test_dry_run_lists_how_each_system_is_measured(tmp_path, table, systems):
         assert calls in line
 
 
-PATHS_SPEC = """
-name = "paths"
-table = "table1"
-seed = 3
-batch_size = 2
-[data]
-name = "chorales"
-dir = "{data}"
-split = "test"
-[evaluation]
-embedders = ["dsp-spectral"]
-[rtf]
-clips = 1
-warmup = 0
-[[systems]]
-name = "groundtruth"
+FAMILIES = """
 [[systems]]
 name = "fastsag"
 checkpoint = "builtin:fastsag.pt"
-options = {{ steps = 2 }}
+options = { steps = 2 }
 [[systems]]
 name = "singsong-sc"
 checkpoint = "builtin:singsong"
@@ -200,7 +185,8 @@ checkpoint = "builtin:singsong"
 def test_each_system_family_is_scored_against_its_own_reference_path(tmp_path, dataset_builder):
     data = dataset_builder(tmp_path / "data", songs=2, clips_per_song=1, seconds=3.0)
     spec = tmp_path / "paths.toml"
-    spec.write_text(PATHS_SPEC.format(data=data))
+    spec.write_text(SPEC.format(data=data, batch_size=2).replace("coherence = true", "coherence = false")
+                    .replace('[[systems]]\nname = "randsong"\n', FAMILIES))
     out = tmp_path / "run"
     done = subprocess.run([SAG_BENCH, "run", str(spec), "--out", str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -68,7 +68,7 @@ def through_path(stem: np.ndarray, levels: str, degrade: Degrade | None = None) 
     return np.asarray(degrade(stem), dtype=np.float32) if degrade is not None else stem
 
 
-def reference_mix(vocals: np.ndarray, accompaniment: np.ndarray, levels: str,
+def reference_mix(vocals: np.ndarray, accompaniment: np.ndarray, levels: str = "raw",
                   degrade: Degrade | None = None) -> Mix:
     """``vocals + path(level(accompaniment))`` without gain; ``vocals`` come from :func:`through_path`."""
     accompaniment = through_path(accompaniment, levels, degrade)
@@ -76,7 +76,7 @@ def reference_mix(vocals: np.ndarray, accompaniment: np.ndarray, levels: str,
     return Mix(audio, levels, REFERENCE_GAIN, scale, degraded=degrade is not None)
 
 
-def eval_mix(vocals: np.ndarray, generated: np.ndarray, levels: str, gain: float = MIX_GAIN,
+def eval_mix(vocals: np.ndarray, generated: np.ndarray, gain: float = MIX_GAIN, levels: str = "raw",
              degraded: bool = False) -> Mix:
     """``vocals + gain x level(generated)``; ``vocals`` come from :func:`through_path` (``degraded``: through a
     path other than none), the generated accompaniment is never degraded."""

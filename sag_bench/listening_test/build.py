@@ -115,7 +115,7 @@ class RunLevels:
 
     def generated(self, vocals: np.ndarray, accompaniment: np.ndarray) -> np.ndarray:
         """A generated accompaniment mixed as the run's evaluation mixes (clean vocals)."""
-        return np.asarray(eval_mix(through_path(vocals, self.levels), accompaniment, self.levels, self.gain))
+        return np.asarray(eval_mix(through_path(vocals, self.levels), accompaniment, self.gain, self.levels))
 
     def human(self, vocals: np.ndarray, accompaniment: np.ndarray) -> np.ndarray:
         """A human-composed accompaniment mixed as the run's (clean) reference mixes."""

@@ -43,7 +43,7 @@ def write_path_mixes(clips: Clips, path: ReferencePath, protocol: ProtocolSpec, 
                        dataset.sample_rate)
         if key is not None and not store.mix(key, record.id).is_file():
             generated = load_audio(store.generated(key, record.id), dataset.sample_rate)
-            save_audio(store.mix(key, record.id), eval_mix(vocals, generated, protocol.levels, protocol.gain,
+            save_audio(store.mix(key, record.id), eval_mix(vocals, generated, protocol.gain, protocol.levels,
                                                            degraded=degrade is not None), dataset.sample_rate)
 
 
