@@ -34,9 +34,9 @@ class Entry:
         :class:`sag_bench.training.TrainRequest`; it returns the lines to print. None: not trainable.
       * ``paper_row`` - the row of this system in the FastSAG paper's tables (numbers in
         ``sag_bench/systems/paper.toml``), printed beside ours. None: no paper row.
-      * ``degradation`` - the backbone (vocoder / codec) whose resynthesis makes this system's "degraded reference"
-        (FastSAG section 4.2). A hook for per-system degraded references; runs use the spec's
-        ``[protocol] degrade`` today.
+      * ``degradation`` - the reference path of this system (FastSAG section 4.2, "degraded reference"): ``vocoder``
+        (its own vocoder), ``codec:N`` (its own codec from N codebooks) or a backbone name; None: clean stems.
+        Used when the spec says ``[protocol] degrade = "system"`` (:mod:`sag_bench.evaluation.degradation`).
     """
 
     name: str

@@ -191,3 +191,26 @@ def test_cli_build_then_analyze_end_to_end(run_dir, tmp_path, capsys):
     assert {p.name for p in (out / "analysis").iterdir()} >= {"table3.csv", "table3.md", "table3.tex", "table3.png",
                                                               "pairwise.csv", "raters.csv", "ratings.csv"}
     assert cli.main(["listen", "analyze", str(tmp_path / "none")]) == 2
+
+
+def test_study_mixes_by_the_runs_recorded_levels_and_gains(tmp_path):
+    from sag_bench.evaluation.protocol import level
+    from sag_bench.listening_test.build import RunLevels
+    from sag_bench.runs import RunManifest, RunStore
+
+    store = RunStore(tmp_path / "run")
+    store.write_manifest(RunManifest(spec={"protocol": {"gain": 0.7, "levels": "authors"}}, seeds={"run": 0}))
+    levels = RunLevels.of(store)
+    assert levels == RunLevels("authors", 0.7)
+    vocals, accompaniment = _sine(220.0, 0.5, 0.1), _sine(330.0, 0.5, 0.05)
+    def as_mixed(summed):  # peaks above full scale are rescaled to 0.99, as in the run's mixes
+        return summed * min(1.0, 0.99 / np.abs(summed).max())
+
+    human = level(vocals, "authors") + level(accompaniment, "authors")  # no gain on the human accompaniment
+    np.testing.assert_allclose(levels.human(vocals, accompaniment), as_mixed(human), atol=1e-6)
+    generated = level(vocals, "authors") + 0.7 * level(accompaniment, "authors")
+    np.testing.assert_allclose(levels.generated(vocals, accompaniment), as_mixed(generated), atol=1e-6)
+    old = RunStore(tmp_path / "old")  # a run made before levels were recorded: raw stems, as it was mixed
+    old.write_manifest(RunManifest(spec={"protocol": {"gain": 0.9}}, seeds={"run": 0}))
+    np.testing.assert_allclose(RunLevels.of(old).generated(vocals, accompaniment), vocals + 0.9 * accompaniment,
+                               atol=1e-7)

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from sag_bench.audio import SAMPLE_RATE, load_audio, mix
+from sag_bench.audio import MIX_GAIN, SAMPLE_RATE, load_audio
 from sag_bench.datasets.manifest import ClipDataset
+from sag_bench.evaluation.protocol import eval_mix, reference_mix, through_path
 from sag_bench.listening_test import stimuli
 from sag_bench.listening_test.loudness import matching_gains
 from sag_bench.listening_test.study import (AUDIO_DIR, DATABASE_FILE, STUDY_FILE, STUDY_FORMAT, StudyError,
@@ -77,8 +78,8 @@ def _run_inputs(run_dir: Path, systems: list[str] | None) -> tuple[ClipDataset, 
     # The runner's reference mix is its own ground-truth mix, never a condition of the study.
     keys = [s.get("label") or s["name"] for s in manifest.spec.get("systems", [])] or sorted(
         {p.name for p in (*store.mixes_dir(REFERENCE).parent.glob("*"), *store.generated_dir(REFERENCE).parent.glob("*"))})
-    available = sorted(k for k in keys
-                       if k != REFERENCE and (store.mixes_dir(k).is_dir() or store.generated_dir(k).is_dir()))
+    available = sorted(k for k in keys  # reference-<path>: the runner's per-path reference mixes, no system
+                       if not k.startswith(REFERENCE) and (store.mixes_dir(k).is_dir() or store.generated_dir(k).is_dir()))
     if systems and REFERENCE in systems:
         raise StudyError(f"{run_dir}: '{REFERENCE}' is the runner's ground-truth mix, not a system (the human "
                          "accompaniment is the system that produced generated/groundtruth)")
@@ -99,11 +100,34 @@ def _output_path(store: RunStore, system: str, clip: str) -> Path | None:
     return None
 
 
-def _system_mix(store: RunStore, system: str, clip: str, vocals: np.ndarray) -> np.ndarray:
-    """The run's mix for (system, clip), or vocals + 0.9 x the generated accompaniment when no mix was written."""
+@dataclass(frozen=True)
+class RunLevels:
+    """The run's recorded mixing rule (``[protocol]`` of its manifest; runs made before ``levels`` existed: raw)."""
+
+    levels: str = "raw"
+    gain: float = MIX_GAIN
+
+    @classmethod
+    def of(cls, store: RunStore) -> "RunLevels":
+        manifest = store.read_manifest()
+        protocol = manifest.spec.get("protocol", {}) if manifest is not None else {}
+        return cls(protocol.get("levels", "raw"), float(protocol.get("gain", MIX_GAIN)))
+
+    def generated(self, vocals: np.ndarray, accompaniment: np.ndarray) -> np.ndarray:
+        """A generated accompaniment mixed as the run's evaluation mixes (clean vocals)."""
+        return np.asarray(eval_mix(through_path(vocals, self.levels), accompaniment, self.gain, self.levels))
+
+    def human(self, vocals: np.ndarray, accompaniment: np.ndarray) -> np.ndarray:
+        """A human-composed accompaniment mixed as the run's (clean) reference mixes."""
+        return np.asarray(reference_mix(through_path(vocals, self.levels), accompaniment, self.levels))
+
+
+def _system_mix(store: RunStore, system: str, clip: str, vocals: np.ndarray, levels: RunLevels) -> np.ndarray:
+    """The run's mix for (system, clip), or - when the run wrote no mix - the generated accompaniment mixed with the
+    run's recorded levels and gain."""
     path = _output_path(store, system, clip)
     audio = load_audio(path, SAMPLE_RATE)
-    return audio if path == store.mix(system, clip) else mix(vocals, audio)[0]
+    return audio if path == store.mix(system, clip) else levels.generated(vocals, audio)
 
 
 def _opaque(secret: bytes, key: str) -> str:
@@ -139,9 +163,9 @@ def _gold_plan(preset: dict[str, Any], clips: list[str], rng: np.random.Generato
     return plan
 
 
-def _gold_audio(kind: str, vocals: np.ndarray, accompaniment: np.ndarray) -> np.ndarray:
+def _gold_audio(kind: str, vocals: np.ndarray, accompaniment: np.ndarray, levels: RunLevels) -> np.ndarray:
     backing = stimuli.broken_anchor(accompaniment) if kind == "anchor" else accompaniment
-    return mix(vocals, backing)[0]
+    return levels.human(vocals, backing)
 
 
 def _excerpt(audio: np.ndarray, part: int, parts: int) -> np.ndarray:
@@ -171,6 +195,7 @@ def build_study(run_dir: str | Path, out: str | Path, systems: list[str] | None 
     if per_rater < 1:
         raise StudyError(f"--per-rater must be at least 1 (got {per_rater})")
     dataset, systems, available = _run_inputs(run_dir, systems)
+    levels = RunLevels.of(RunStore(run_dir))  # every item is mixed by the run's own rule
     rng = np.random.default_rng(seed)
     if clips is not None:
         if not 1 <= clips <= len(available):
@@ -190,16 +215,16 @@ def build_study(run_dir: str | Path, out: str | Path, systems: list[str] | None 
         pair = dataset.load(records[clip])
         for system in systems:
             key = f"test/{system}/{clip}"
-            stimuli_list.append(Stimulus(key, _system_mix(RunStore(run_dir), system, clip, pair.vocals)))
+            stimuli_list.append(Stimulus(key, _system_mix(RunStore(run_dir), system, clip, pair.vocals, levels)))
             items.append({"key": key, "kind": "test", "system": system, "clip": clip})
     for clip in sorted({gold["clip"] for gold in gold_plan}):
         pair = dataset.load(records[clip])
         for number, gold in ((n, g) for n, g in enumerate(gold_plan) if g["clip"] == clip):
-            audio = _gold_audio(gold["kind"], pair.vocals, pair.accompaniment)
+            audio = _gold_audio(gold["kind"], pair.vocals, pair.accompaniment, levels)
             stimuli_list.append(Stimulus(gold["key"], _excerpt(audio, number, len(gold_plan) + 1)))
             items.append(gold)
     calibration = dataset.load(records[spare[-1]])
-    example = mix(calibration.vocals, calibration.accompaniment)[0]
+    example = levels.human(calibration.vocals, calibration.accompaniment)
     stimuli_list.append(Stimulus("calibration", _excerpt(example, len(gold_plan), len(gold_plan) + 1)))
 
     loudness = preset["loudness"]

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from sag_bench.runner.spec import Spec
 
 PAPER_FILE = "paper.toml"  # beside the systems' catalog: sag_bench/systems/paper.toml
+END_TO_END, MODEL_ONLY = "end-to-end", "model-only"  # the RTF scopes of sag_bench.evaluation.rtf
+RTF_COLUMNS = {END_TO_END: "RTF end-to-end", MODEL_ONLY: "RTF model-only"}
+PAPER_RTF_COLUMN = "paper RTF (end-to-end, A100)"
 
 
 def _paper() -> dict[str, Any]:
@@ -46,18 +49,36 @@ def column_name(embedder: str) -> str:
 
 def results_table(systems: list[str], metrics: pd.DataFrame, timings: pd.DataFrame, coherence: pd.DataFrame,
                   status: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """Our table: one row per system (spec order); FAD per embedder, RTF, coherence means, and a note column."""
+    """Our table: one row per system (spec order); FAD per embedder, RTF end-to-end and model-only, network calls
+    per clip (systems that report them), coherence means, and a note column."""
     table = pd.DataFrame(index=pd.Index(systems, name="system"))
     for row in metrics.to_dict("records"):
         table.loc[row["system"], column_name(row["embedder"])] = row["score"]
     if not timings.empty:
         for row in timings.to_dict("records"):
-            table.loc[row["system"], "RTF"] = row["rtf_mean"]
+            table.loc[row["system"], RTF_COLUMNS[row.get("scope", MODEL_ONLY)]] = row["rtf_mean"]
+            if pd.notna(row.get("network_calls")):
+                table.loc[row["system"], "network calls"] = row["network_calls"]
     if not coherence.empty:
         for row in coherence.to_dict("records"):
             table.loc[row["system"], f"coh_{row['measure']}"] = row["mean"]
+    if "network calls" in table:
+        table["network calls"] = table["network calls"].astype("Int64")
     notes = {key: _note(key, metrics, status.get(key, {})) for key in systems}
     table["note"] = pd.Series(notes)
+    return table
+
+
+def with_paper_rtf(table: pd.DataFrame, spec: "Spec") -> pd.DataFrame:
+    """The paper's RTF (end-to-end, as the paper times it) beside our end-to-end RTF only, for systems with a paper
+    row in a paper table that has an RTF column."""
+    if RTF_COLUMNS[END_TO_END] not in table or spec.table not in ("table1", "table2"):
+        return table
+    paper = paper_table(spec.table)
+    if "RTF" not in paper:
+        return table
+    values = {s.key: paper.loc[row, "RTF"] for s in spec.systems if (row := paper_row(s.name)) in paper.index}
+    table.insert(table.columns.get_loc(RTF_COLUMNS[END_TO_END]) + 1, PAPER_RTF_COLUMN, pd.Series(values, dtype=float))
     return table
 
 
@@ -73,7 +94,7 @@ def _note(key: str, metrics: pd.DataFrame, state: dict[str, Any]) -> str:
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return "" if math.isnan(value) else f"{value:.4f}"
-    return "" if value is None else str(value)
+    return "" if value is None or value is pd.NA else str(value)
 
 
 def to_markdown(frame: pd.DataFrame) -> str:
@@ -134,15 +155,16 @@ def plot_run(store: RunStore, table: pd.DataFrame) -> list[Path]:
     if coherence_columns:
         written.append(_panels(folder, "coherence.png", table, coherence_columns,
                                "Coherence with the vocals (what FAD cannot see)", "higher is more coherent"))
-    if fad_columns and "RTF" in table and table["RTF"].notna().any():
+    rtf = RTF_COLUMNS[END_TO_END]
+    if fad_columns and rtf in table and table[rtf].notna().any():
         figure, axes = pyplot().subplots(1, len(fad_columns), figsize=(4 * len(fad_columns), 3.6), squeeze=False)
         for axis, column in zip(axes[0], fad_columns):
             for system, row in table.iterrows():
-                if pd.notna(row.get("RTF")) and pd.notna(row[column]) and row["RTF"] > 0:
-                    axis.scatter(row["RTF"], row[column])
-                    axis.annotate(str(system), (row["RTF"], row[column]), fontsize=7)
+                if pd.notna(row.get(rtf)) and pd.notna(row[column]) and row[rtf] > 0:
+                    axis.scatter(row[rtf], row[column])
+                    axis.annotate(str(system), (row[rtf], row[column]), fontsize=7)
             axis.set_xscale("log")
-            axis.set_xlabel("RTF (log, lower is faster)")
+            axis.set_xlabel("RTF end-to-end (log, lower is faster)")
             axis.set_ylabel(column)
         figure.suptitle("Quality vs speed")
         figure.tight_layout()
@@ -154,7 +176,8 @@ def render_run(store: RunStore, spec: "Spec", metrics: pd.DataFrame, timings: pd
                status: dict[str, dict[str, Any]]) -> dict[str, Path]:
     """Write our table, the paper's block beside it, and the plots of one run."""
     folder = store.tables_dir
-    ours = results_table([s.key for s in spec.systems], metrics, timings, coherence, status)
+    ours = with_paper_rtf(results_table([s.key for s in spec.systems], metrics, timings, coherence, status),
+                          spec)
     written = {f"ours.{k}": v for k, v in write_table(folder, spec.table, ours,
                                                         f"sag-bench {spec.name} ({spec.data.name}, "
                                                         f"{spec.data.split} split)").items()}
@@ -162,7 +185,7 @@ def render_run(store: RunStore, spec: "Spec", metrics: pd.DataFrame, timings: pd
         paper = paper_table(spec.table)
         rows = [paper_row(system.name) for system in spec.systems]
         wanted = [row for row in rows if row in paper.index]
-        paper = paper.loc[wanted] if wanted else paper
+        paper = (paper.loc[wanted] if wanted else paper).rename(columns={"RTF": PAPER_RTF_COLUMN})
         paper.index.name = "paper row"
         written.update({f"paper.{k}": v for k, v in write_table(
             folder, f"{spec.table}_paper", paper, f"FastSAG paper {spec.table} (their setup, not ours)").items()})

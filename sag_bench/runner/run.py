@@ -14,7 +14,8 @@ import torch
 
 from sag_bench import registry
 from sag_bench.datasets.manifest import DATASET_MANIFEST, ClipDataset, ClipRecord, DatasetError
-from sag_bench.runner import scoring
+from sag_bench.evaluation.degradation import NONE, resolve
+from sag_bench.runner import mixing, scoring
 from sag_bench.runner.generation import run_generation
 from sag_bench.runner.spec import Spec, SpecError
 from sag_bench.runs import RunManifest, RunStore
@@ -63,6 +64,8 @@ def check_resumable(store: RunStore, spec: Spec, records: list[ClipRecord], resu
         raise SpecError(f"{store.root}: a run already exists here; pass --resume to continue it or choose --out")
     if previous.clips != [record.id for record in records] or previous.spec.get("seed") != spec.seed:
         raise SpecError(f"{store.root}: the existing run used other clips or another seed; resume it with its own spec")
+    if previous.spec.get("protocol", spec.to_dict()["protocol"]) != spec.to_dict()["protocol"]:
+        raise SpecError(f"{store.root}: the existing run was mixed with another [protocol]; resume it with its own spec")
 
 
 def run_experiment(spec: Spec, out: str | Path, resume: bool = False) -> RunResult:
@@ -88,13 +91,19 @@ def run_experiment(spec: Spec, out: str | Path, resume: bool = False) -> RunResu
                 scoring.measure_system_rtf(clips, system_spec.key, system, spec.rtf, spec.seed, spec.device)
             except Exception as error:  # an RTF failure is reported, the audio is kept
                 store.write_status(system_spec.key, rtf_error=f"{type(error).__name__}: {error}")
-            del system
+        if store.status(system_spec.key).get("state") == "done":  # mixed while its vocoder / codec is loaded
+            try:
+                system = mixing.write_system_mixes(clips, system_spec, system, spec.protocol, spec.device)
+            except Exception as error:  # no mixes, no scores: reported like a failed generation
+                store.write_status(system_spec.key, state="failed", error=f"mixing: {type(error).__name__}: {error}")
+        del system
+    mixing.write_path_mixes(clips, resolve(NONE), spec.protocol)  # the clean reference, always (report page)
 
     status = {s.key: store.status(s.key) for s in spec.systems}
     done = [key for key, state in status.items() if state.get("state") == "done"]
     manifest.systems = {key: state.get("system", {}) for key, state in status.items()}
+    manifest.mixing = {key: state["mixing"] for key, state in status.items() if "mixing" in state}
     store.write_manifest(manifest, device=spec.device)
-    scoring.write_mixes(clips, done, spec.protocol, spec.device)
     metrics = scoring.score_fad(clips, done, spec.evaluation, spec.seed, spec.device)
     coherence = scoring.score_coherence(clips, done) if spec.evaluation.coherence else pd.DataFrame()
     timings = scoring.collect_rtf(store, done)

@@ -12,9 +12,10 @@ Example (see ``sag_bench/experiments/*.toml``)::
     build = { preset = "tiny" }
     split = "test"
     max_clips = 12
-    [protocol]
-    gain = 0.9
-    degrade = "none"                     # or a vocoder/codec backbone name: the "degraded reference"
+    [protocol]                           # README, "Evaluation protocol"
+    gain = 0.9                           # generated mix = vocals + 0.9 x accompaniment (reference: no gain)
+    degrade = "system"                   # each system's own reference path; or "none", or one backbone name
+    levels = "authors"                   # stems min-max rescaled to [-0.8, 0.8] before mixing; or "raw"
     [evaluation]
     embedders = ["dsp-spectral"]
     coherence = true
@@ -39,6 +40,8 @@ from sag_bench import registry
 from sag_bench.audio import MIX_GAIN
 from sag_bench.config import from_table
 from sag_bench.errors import SpecError
+from sag_bench.evaluation.degradation import NONE, SYSTEM
+from sag_bench.evaluation.protocol import LEVELS
 
 BUILTIN_CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
@@ -55,8 +58,11 @@ class DataSpec:
 
 @dataclass
 class ProtocolSpec:
+    """How the FAD mixes are made (:mod:`sag_bench.evaluation.protocol`, :mod:`sag_bench.evaluation.degradation`)."""
+
     gain: float = MIX_GAIN
-    degrade: str = "none"
+    degrade: str = "system"
+    levels: str = "authors"
 
 
 @dataclass
@@ -161,3 +167,10 @@ def _validate(spec: Spec, path: Path) -> None:
         raise SpecError(f"{path}: {error}") from None
     if not 0.0 < spec.protocol.gain <= 2.0:
         raise SpecError(f"{path}: [protocol] gain must be in (0, 2], got {spec.protocol.gain}")
+    if spec.protocol.levels not in LEVELS:
+        raise SpecError(f"{path}: [protocol] levels must be one of {', '.join(LEVELS)}, got {spec.protocol.levels!r}")
+    if spec.protocol.degrade not in (SYSTEM, NONE):
+        try:
+            registry.entry("backbones", spec.protocol.degrade)
+        except registry.UnknownComponentError as error:
+            raise SpecError(f"{path}: [protocol] degrade is 'system', 'none' or a backbone name: {error}") from None

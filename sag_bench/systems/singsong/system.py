@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 import torch
 
+from sag_bench.backbones.base import Codec
 from sag_bench.errors import UserError
 from sag_bench.systems.base import System
 from sag_bench.systems.singsong.checkpoint import SingSongBundle, hop_frames, load_bundle
@@ -57,6 +58,11 @@ class SingSongSystem(System):
                                 "`sag-bench train singsong --stage semantic|coarse|fine --data DIR --out DIR`")
             self.bundle = load_bundle(self.checkpoint, self.stages)
         self.bundle.to(self.device)
+
+    @property
+    def codec(self) -> Codec | None:
+        """The loaded codec (the reference path ``codec:N`` resynthesises through it), None before :meth:`load`."""
+        return self.bundle.tokenizer.codec if self.bundle is not None else None
 
     def describe(self) -> dict[str, Any]:
         """Name, checkpoint, options, preset and backbones."""
