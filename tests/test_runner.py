@@ -74,7 +74,8 @@ def test_small_spec_end_to_end_writes_every_output(tmp_path, data_dir):
     for suffix in ("csv", "md", "tex"):
         assert (out / "tables" / f"table1.{suffix}").is_file() and (out / "tables" / f"table1_paper.{suffix}").is_file()
     table = (out / "tables" / "table1.md").read_text()
-    assert "groundtruth" in table and "FAD_dsp-spectral" in table and "RTF" in table
+    assert "groundtruth" in table and "FAD dsp-spectral ↓" in table and "RTF ↓" in table
+    assert (out / "tables" / "table1_ci.tex").is_file()  # randsong and groundtruth have bootstrap CIs
     assert "FastSAG" in (out / "tables" / "table1_paper.md").read_text()
     assert {p.name for p in (out / "plots").glob("*.png")} == {"fad_per_embedder.png", "fad_vs_rtf.png", "coherence.png"}
     assert "groundtruth" in done.stdout
