@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -11,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from sag_bench.listening_test.study import SECRET_FILE
 from sag_bench.runner.spec import SpecError, load_spec
 
 SAG_BENCH = str(Path(sys.executable).parent / "sag-bench")
@@ -237,3 +240,18 @@ def test_export_spec_round_trips(tmp_path, builtin, monkeypatch):
             if system.checkpoint and not system.checkpoint.startswith("builtin:"):
                 system.checkpoint = str(Path(system.checkpoint).resolve())
     assert exported == original
+
+
+def test_demo_writes_a_report_and_every_file_is_readable_by_others(tmp_path, data_dir):
+    spec = _spec(tmp_path, data_dir)
+    out = tmp_path / "run"
+    done = subprocess.run([SAG_BENCH, "demo", "--spec", str(spec), "--out", str(out)], capture_output=True,
+                          text=True, preexec_fn=lambda: os.umask(0o022))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (out / "report.html").is_file() and "report.html" in done.stdout
+    modes = {path.relative_to(out): stat.S_IMODE(path.stat().st_mode) for path in [out, *out.rglob("*")]}
+    secret = [path for path in modes if path.name == SECRET_FILE]
+    assert len(secret) == 1 and modes.pop(secret[0]) == 0o600  # the study's signing key stays private
+    wrong = {str(path): oct(mode) for path, mode in modes.items()
+             if mode != (0o755 if (out / path).is_dir() else 0o644)}
+    assert len(modes) > 50 and wrong == {}
