@@ -80,7 +80,8 @@ def _run_inputs(run_dir: Path, systems: list[str] | None) -> tuple[ClipDataset, 
     # The runner's reference mix is its own ground-truth mix, never a condition of the study.
     keys = [s.get("label") or s["name"] for s in manifest.spec.get("systems", [])] or sorted(
         {p.name for p in (*store.mixes_dir(REFERENCE).parent.glob("*"), *store.generated_dir(REFERENCE).parent.glob("*"))})
-    available = [k for k in keys if k != REFERENCE and (store.mixes_dir(k).is_dir() or store.generated_dir(k).is_dir())]
+    available = sorted(k for k in keys
+                       if k != REFERENCE and (store.mixes_dir(k).is_dir() or store.generated_dir(k).is_dir()))
     if systems and REFERENCE in systems:
         raise StudyError(f"{run_dir}: '{REFERENCE}' is the runner's ground-truth mix, not a system (the human "
                          "accompaniment is the system that produced generated/groundtruth)")

@@ -38,3 +38,27 @@ SYSTEMS = Family([
     Entry("groundtruth", "Ground truth: the clip's own human-composed accompaniment",
           "sag_bench.systems.groundtruth:GroundTruth", paper_row="Human-composed"),
 ])
+
+# Perturbations of the ground truth (metric validation): each breaks one thing a coherence measure claims to see.
+_PERTURB = "sag_bench.systems.perturbations"
+PERTURBATIONS: list[Entry] = [
+    Entry("perturb-transposed-1", "Perturbation: ground truth transposed up a semitone (breaks harmony)",
+          f"{_PERTURB}:Transposed", {"semitones": 1.0}),
+    Entry("perturb-transposed-6", "Perturbation: ground truth transposed up a tritone (breaks harmony)",
+          f"{_PERTURB}:Transposed", {"semitones": 6.0}),
+    Entry("perturb-shifted-half-beat", "Perturbation: ground truth delayed half a beat (breaks alignment)",
+          f"{_PERTURB}:TimeShifted", {"beats": 0.5}),
+    Entry("perturb-shifted-beat", "Perturbation: ground truth delayed one beat (breaks alignment)",
+          f"{_PERTURB}:TimeShifted", {"beats": 1.0}),
+    Entry("perturb-other-clip", "Perturbation: ground truth of another clip of the same song (breaks the moment)",
+          f"{_PERTURB}:OtherClipSameSong"),
+    Entry("perturb-other-song", "Perturbation: ground truth of another song of the same split (RandSong)",
+          "sag_bench.systems.randsong:RandSong", {"pool_split": "test"}),
+    Entry("perturb-static-chord", "Perturbation: the key's tonic triad held for the whole clip (no harmonic motion)",
+          f"{_PERTURB}:StaticChord"),
+    Entry("perturb-copied-vocals", "Perturbation: the input vocals copied 12 dB quieter (copying, not accompanying)",
+          f"{_PERTURB}:CopiedVocals", {"gain_db": -12.0}),
+    Entry("perturb-silence", "Perturbation: silence (no accompaniment)", f"{_PERTURB}:Silence"),
+    Entry("perturb-shaped-noise", "Perturbation: noise with the ground truth's spectrum and level (no pitch, no rhythm)",
+          f"{_PERTURB}:ShapedNoise"),
+]

@@ -12,10 +12,10 @@ import torch
 
 from sag_bench.errors import UserError
 from sag_bench.systems.base import System
-from sag_bench.systems.singsong.checkpoint import SingSongBundle, load_bundle, window_frames
+from sag_bench.systems.singsong.checkpoint import SingSongBundle, hop_frames, load_bundle
 from sag_bench.systems.singsong.config import STAGES
+from sag_bench.systems.singsong.stages import stage_condition
 from sag_bench.systems.singsong.tokenizer import add_noise
-from sag_bench.systems.singsong.windows import split_windows, stitch_windows, window_starts
 
 PIPELINES = {"sc": ("semantic", "coarse"), "scf": ("semantic", "coarse", "fine")}
 
@@ -77,15 +77,14 @@ class SingSongSystem(System):
         generator = torch.Generator(self.device).manual_seed(seed)
         with self.timer.stage("semantic"):
             vocal_ids = tokenizer.semantic_ids(add_noise(vocals, config.noise_sigma, generator), frames)
-        starts = window_starts(frames, window_frames(config, tokenizer))
-        codes = split_windows(vocal_ids, starts, window_frames(config, tokenizer))
-        generated = []
+        codes, generated = vocal_ids, []
         for stage in self.stages:
             with self.timer.stage(f"{stage}-stage"):
-                codes = models[stage].generate(codes, generator, cache_kv=self.cache_kv,
-                                               temperature=self.options.get(f"{stage}_temperature"))
+                condition = stage_condition(models[stage].layout, codes, vocal_ids)
+                codes = models[stage].generate_windows(condition, hop_frames(config, tokenizer, stage), generator,
+                                                       cache_kv=self.cache_kv,
+                                                       temperature=self.options.get(f"{stage}_temperature"))
             if stage != "semantic":
                 generated.append(codes)
         with self.timer.stage("codec-decode"):
-            acoustic = stitch_windows(torch.cat(generated, dim=1), starts, frames)
-            return tokenizer.decode(acoustic, num_samples)
+            return tokenizer.decode(torch.cat(generated, dim=1), num_samples)
