@@ -20,8 +20,8 @@ REFERENCES = {"groundtruth", "randsong"}
 
 
 def test_decimals_follow_the_magnitude():
-    assert [decimals(values) for values in ([732.2, 0.0], [40.3, 36.1], [5.2], [0.194, 0.011], [0.8632])] == \
-        [1, 1, 2, 3, 3]
+    assert [decimals(values) for values in ([732.2, 0.0], [40.3, 36.1], [5.2], [0.194, 0.31], [0.32, 47.8, 0.33])] \
+        == [1, 1, 2, 3, 3]
     assert format_number(3.2e-4, 3) == "3.2e-4" and format_number(3e-10, 1, zero_below=1e-3) == "0.0"
     assert format_number(3.2e-4, 3, latex=True) == "$3.2\\times 10^{-4}$"
 
@@ -40,7 +40,7 @@ def test_latex_escapes_and_shows_intervals_only_on_request(tmp_path):
     assert "FAD VGGish $\\downarrow$" in plain and "Harmonic fit $\\uparrow$" in plain and "x\\_y" in plain
     assert "\\textbf{609.3}" in plain and "scriptsize" not in plain
     assert "\\textbf{609.3} {\\scriptsize [565.9, 682.2]}" in with_ci
-    assert "0.209 {\\scriptsize [0.200, 0.218]}" in with_ci.replace("\\textbf{0.209}", "0.209")  # mean +- 1.96 SE
+    assert "\\textbf{0.209} {\\scriptsize [0.200, 0.218]}" in with_ci  # mean +- 1.96 SE
     written = write_table(tmp_path, "t", TABLE, "cap", intervals, REFERENCES)
     assert {path.name for path in written.values()} == {"t.csv", "t.md", "t.tex", "t_ci.tex"}
     assert pd.read_csv(written["csv"], index_col="system").loc["randsong", "FAD_VGGish"] == 732.2236  # raw numbers

@@ -115,21 +115,23 @@ def results_intervals(metrics: pd.DataFrame, coherence: pd.DataFrame) -> dict[tu
 
 
 def decimals(values: Any) -> int:
-    """Decimals that give the column's largest value three significant digits (at least one): 732.2, 40.3, 0.194."""
-    finite = [abs(float(v)) for v in values if isinstance(v, (int, float)) and math.isfinite(v) and v != 0]
-    return max(1, 2 - math.floor(math.log10(max(finite)))) if finite else 1
+    """Decimals for a column: three significant digits at its median magnitude (more for larger values), at least
+    one (FADs of ~700 -> 1, ~40 -> 1, ~1 -> 2, ~0.2 -> 3, ~0.07 -> 4); the median keeps one slow row (an RTF of
+    47.8) from coarsening the others."""
+    finite = sorted(abs(float(v)) for v in values if isinstance(v, (int, float)) and math.isfinite(v) and v != 0)
+    return max(1, 2 - math.floor(math.log10(finite[len(finite) // 2]))) if finite else 1
 
 
 def format_number(value: Any, digits: int, latex: bool = False, zero_below: float = 0.0) -> str:
-    """``value`` with ``digits`` decimals; a value that would print as zero gets two significant digits in scientific
-    notation (an RTF of 3.2e-04 beside ones of 0.5) unless it is below ``zero_below`` (rounding noise, such as the
+    """``value`` with ``digits`` decimals; a value that would show fewer than two significant digits gets two in
+    scientific notation (an RTF of 3.2e-04 beside ones of 0.5) unless it is below ``zero_below`` (rounding noise, such as the
     ground truth's FAD of 1e-10 beside FADs of 700)."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
     if math.isnan(value):
         return ""
     text = f"{value:.{digits}f}"
-    if abs(value) >= zero_below and value != 0 and float(text) == 0:
+    if abs(value) >= zero_below and 0 < abs(value) < 10.0 ** (1 - digits):  # fewer than 2 digits would show
         mantissa, exponent = f"{value:.1e}".split("e")
         return f"${mantissa}\\times 10^{{{int(exponent)}}}$" if latex else f"{mantissa}e{int(exponent)}"
     return text
