@@ -87,7 +87,7 @@ def quality_vs_speed(path: Path, table: Any, columns: list[str], intervals: Inte
     markers = "osD^vP*Xhp<>"
     handles: dict[str, Any] = {}
     for axis, column in zip(axes[0], columns):
-        errors = _errors(table, column, intervals)
+        errors, timed = _errors(table, column, intervals), 0
         for i, (system, row) in enumerate(table.iterrows()):
             value, style = row[column], {"color": colours(i % colours.N)}
             if pd_isna(value):
@@ -95,9 +95,12 @@ def quality_vs_speed(path: Path, table: Any, columns: list[str], intervals: Inte
             if system in references:
                 handles[f"{system} (reference)"] = axis.axhline(value, linestyle="--", linewidth=1, **style)
             elif not pd_isna(row.get("RTF")) and row["RTF"] > 0:
+                timed += 1
                 handles[str(system)] = axis.errorbar(row["RTF"], value, yerr=[[errors[0][i]], [errors[1][i]]],
                                                      marker=markers[i % len(markers)], capsize=2, linestyle="none",
                                                      **style)
+        if not timed:
+            axis.text(0.5, 0.5, "no timed generative system", transform=axis.transAxes, ha="center", color="grey")
         axis.set_xscale("log")
         axis.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # labelled ticks even within one decade
         axis.xaxis.set_major_formatter(FormatStrFormatter("%g"))
