@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -12,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sag_bench.listening_test.study import SECRET_FILE
 from sag_bench.runner.spec import SpecError, load_spec
 
 SAG_BENCH = str(Path(sys.executable).parent / "sag-bench")
@@ -77,8 +80,9 @@ def test_small_spec_end_to_end_writes_every_output(tmp_path, data_dir):
     for suffix in ("csv", "md", "tex"):
         assert (out / "tables" / f"table1.{suffix}").is_file() and (out / "tables" / f"table1_paper.{suffix}").is_file()
     table = (out / "tables" / "table1.md").read_text()
-    assert "groundtruth" in table and "FAD_dsp-spectral" in table
-    assert "RTF end-to-end" in table and "RTF model-only" in table
+    assert "groundtruth" in table and "FAD dsp-spectral ↓" in table
+    assert "RTF end-to-end ↓" in table and "RTF model-only ↓" in table
+    assert (out / "tables" / "table1_ci.tex").is_file()  # randsong and groundtruth have bootstrap CIs
     assert "FastSAG" in (out / "tables" / "table1_paper.md").read_text()
     assert {p.name for p in (out / "plots").glob("*.png")} == {"fad_per_embedder.png", "fad_vs_rtf.png", "coherence.png"}
     assert "groundtruth" in done.stdout
@@ -147,7 +151,11 @@ def test_dry_run_lists_needs_and_fails_on_missing(tmp_path):
     assert done.returncode == 2
     assert "[MISSING] data musdb18" in done.stdout and "sag-bench data build musdb18" in done.stdout
     assert "[MISSING] system fastsag: fastsag, checkpoint checkpoints/paper/fastsag.pt not found" in done.stdout
-    assert "[MISSING] embedder vggish" in done.stdout and "[MISSING] backbone mert-v1-95m" in done.stdout
+    assert "--root $MUSDB_PATH --protocol fastsag" in done.stdout
+    assert "[MISSING] torch.hub harritaylor/torchvggish (for FAD vggish)" in done.stdout
+    mert = [line for line in done.stdout.splitlines() if "m-a-p/MERT-v1-95M" in line]
+    assert len(mert) == 1 and "fastsag-mel" not in mert[0] and "FAD MERT-v1-95M-7" in mert[0]  # once, with its users
+    assert "hf download m-a-p/MERT-v1-95M" in mert[0] and "huggingface-cli" not in done.stdout
     assert "prerequisite(s) missing" in done.stderr
 
 
@@ -234,3 +242,90 @@ def test_a_failing_system_is_reported_and_the_others_are_kept(tmp_path, data_dir
     assert table.loc["fastsag", "note"].startswith("FAILED: FileNotFoundError: checkpoint of fastsag not found")
     assert pd.isna(table.loc["fastsag", "FAD_dsp-spectral"]) and table.loc["randsong", "FAD_dsp-spectral"] > 0
     assert "fastsag failed" in done.stderr
+
+
+def _dry_run(spec: Path, *options: str) -> subprocess.CompletedProcess:
+    return subprocess.run([SAG_BENCH, "run", str(spec), "--dry-run", *options], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("change, message", [
+    (('name = "randsong"', 'name = "randsong"\noptions = { pool_sise = 3 }'),
+     "[[systems]] #2 (randsong) options.pool_sise = 3: randsong takes no option 'pool_sise'; did you mean pool_size"),
+    (('name = "randsong"', 'name = "randsong"\noptions = { pool_size = "two" }'),
+     "[[systems]] #2 (randsong) options.pool_size = 'two': expected int"),
+    (("clips = 1", 'clips = "two"'), "[rtf] clips = 'two': expected int"),
+    (("coherence = true", "coherence = 1"), "[evaluation] coherence = 1: expected bool"),
+])
+def test_a_misspelt_option_or_a_wrong_type_fails_the_dry_run_in_one_line(tmp_path, data_dir, change, message):
+    spec = _spec(tmp_path, data_dir)
+    spec.write_text(spec.read_text().replace(*change))
+    done = _dry_run(spec)
+    error = done.stderr.strip()
+    assert done.returncode == 2 and len(error.splitlines()) == 1, done.stderr
+    assert error.startswith(f"sag-bench: error: {spec}: {message}")
+
+
+def test_singsong_temperatures_are_accepted_options(tmp_path, data_dir):
+    spec = _spec(tmp_path, data_dir)
+    spec.write_text(spec.read_text() + '[[systems]]\nname = "singsong-sc"\noptions = { coarse_temperature = 0.8 }\n')
+    assert load_spec(spec).systems[-1].options == {"coarse_temperature": 0.8}
+
+
+def test_set_overrides_data_options_and_device(tmp_path, data_dir):
+    spec = _spec(tmp_path, data_dir)
+    spec.write_text(spec.read_text() + '[[systems]]\nname = "fastsag"\ncheckpoint = "builtin:fastsag.pt"\n')
+    loaded = load_spec(spec, ["data.dir=elsewhere/data", "systems.fastsag.options.steps=20", "device=cuda",
+                              'evaluation.embedders=["dsp-spectral", "crepe-tiny"]'])
+    assert loaded.data.dir == "elsewhere/data" and loaded.device == "cuda"  # --set paths: the current folder's
+    assert loaded.systems[-1].options == {"steps": 20}
+    assert loaded.evaluation.embedders == ["dsp-spectral", "crepe-tiny"]
+    with pytest.raises(SpecError, match="options.steps = 'many': expected int"):
+        load_spec(spec, ["systems.fastsag.options.steps=many"])
+    with pytest.raises(SpecError, match="no system 'fastsg' in the spec"):
+        load_spec(spec, ["systems.fastsg.options.steps=2"])
+    done = _dry_run(spec, "--set", f"data.dir={tmp_path / 'nowhere'}", "--device", "cuda")
+    assert done.returncode == 0 and f"{tmp_path / 'nowhere'}: not built yet" in done.stdout
+
+
+def test_spec_paths_resolve_against_the_spec_file(tmp_path, data_dir, monkeypatch):
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    spec = folder / "rel.toml"
+    spec.write_text(SPEC.format(data="../data", batch_size=1) + 'checkpoint = "ckpt/x.pt"\n')
+    monkeypatch.chdir(data_dir)
+    loaded = load_spec(spec)
+    assert loaded.data.dir == str(tmp_path / "data") and loaded.systems[-1].checkpoint == str(folder / "ckpt/x.pt")
+    assert load_spec("tiny").data.dir == "results/data/chorales-tiny"  # built-in specs: the current folder
+
+
+@pytest.mark.parametrize("builtin", ["table1", "tiny"])
+def test_export_spec_round_trips(tmp_path, builtin, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "mine" / "my.toml"
+    done = subprocess.run([SAG_BENCH, "run", builtin, "--export-spec", str(out), "--set", "seed=3"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    original, exported = load_spec(builtin, ["seed=3"]), load_spec(out)
+    assert exported.seed == 3
+    for spec in (original, exported):
+        spec.source = ""
+        spec.data.dir = str(Path(spec.data.dir).resolve())
+        for system in spec.systems:
+            if system.checkpoint and not system.checkpoint.startswith("builtin:"):
+                system.checkpoint = str(Path(system.checkpoint).resolve())
+    assert exported == original
+
+
+def test_demo_writes_a_report_and_every_file_is_readable_by_others(tmp_path, data_dir):
+    spec = _spec(tmp_path, data_dir)
+    out = tmp_path / "run"
+    done = subprocess.run([SAG_BENCH, "demo", "--spec", str(spec), "--out", str(out)], capture_output=True,
+                          text=True, preexec_fn=lambda: os.umask(0o022))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (out / "report.html").is_file() and "report.html" in done.stdout
+    modes = {path.relative_to(out): stat.S_IMODE(path.stat().st_mode) for path in [out, *out.rglob("*")]}
+    secret = [path for path in modes if path.name == SECRET_FILE]
+    assert len(secret) == 1 and modes.pop(secret[0]) == 0o600  # the study's signing key stays private
+    wrong = {str(path): oct(mode) for path, mode in modes.items()
+             if mode != (0o755 if (out / path).is_dir() else 0o644)}
+    assert len(modes) > 50 and wrong == {}

@@ -25,8 +25,11 @@ from sag_bench.runs import REFERENCE, RunStore
 from sag_bench.store import write_json
 
 DEFAULT_PRESET = "fastsag_mos.toml"
-# FastSAG section 4.4: each rater judged 20 clips.
-DEFAULT_PER_RATER = 20
+# Study length: crowd-sourced listening tests keep a session near 15 minutes (longer ones lose attention and raters);
+# FastSAG section 4.4 had each rater judge 20 clips x every system, which `--per-rater` can still ask for.
+TARGET_MINUTES = 15.0
+ANSWER_SECONDS = 5.0      # per rating, after listening once: move the slider, go on
+OVERHEAD_SECONDS = 120.0  # consent, instructions, volume setting, headphone check
 HEADPHONE_TRIALS = ((0, 1), (2, 0), (1, 2), (0, 2), (1, 0), (2, 1))  # (soft, antiphase) positions
 HEADPHONE_TRIALS_USED = 3
 # Every audio file gets this modification time, so file dates say nothing about the order they were written in.
@@ -174,13 +177,29 @@ def _excerpt(audio: np.ndarray, part: int, parts: int) -> np.ndarray:
     return np.roll(audio, -(part * len(audio) // parts), axis=0)
 
 
+def session_minutes(ratings: int, gold: int, clip_seconds: float) -> float:
+    """Estimated length of one rater's session: every rating and gold item heard once and answered, plus the
+    fixed pages (consent, volume, headphone check)."""
+    return (OVERHEAD_SECONDS + (ratings + gold) * (clip_seconds + ANSWER_SECONDS)) / 60.0
+
+
+def clips_per_rater(ratings: int | None, systems: int, gold: int, clip_seconds: float) -> int:
+    """Clips per rater (each rated with every system) for ``ratings`` ratings per rater; None: as many as fit in
+    :data:`TARGET_MINUTES`. At least one clip."""
+    if ratings is None:
+        budget = TARGET_MINUTES * 60.0 - OVERHEAD_SECONDS
+        ratings = int(budget // (clip_seconds + ANSWER_SECONDS)) - gold
+    return max(1, ratings // systems)
+
+
 def build_study(run_dir: str | Path, out: str | Path, systems: list[str] | None = None, clips: int | None = None,
-                per_rater: int = DEFAULT_PER_RATER, seed: int = 0, preset_path: str | Path | None = None,
-                audio_format: str | None = None) -> Path:
+                per_rater: int | None = None, seed: int = 0, preset_path: str | Path | None = None,
+                audio_format: str | None = None, ratings: int | None = None) -> Path:
     """Build a study folder at ``out`` from the run at ``run_dir``; returns the path of ``study.json``.
 
     ``clips`` limits the study to a seeded random subset of the run's clips (all by default); each rater hears
-    ``per_rater`` clips with every system, plus the gold items of the preset. Gold items and the volume example
+    ``per_rater`` clips with every system (or as many clips as give ``ratings`` ratings; by default as many as fit
+    in about 15 minutes), plus the gold items of the preset; study.json records the estimated session length. Gold items and the volume example
     are made from clips that are not evaluated (see :func:`_spare_clips`), so no gold or example file equals, or
     sounds like, a rated stimulus. All stimuli are loudness-matched (BS.1770), encoded as ``audio_format`` (the
     preset's by default) under opaque names, written in a shuffled order and given one common modification time.
@@ -192,8 +211,10 @@ def build_study(run_dir: str | Path, out: str | Path, systems: list[str] | None 
     fmt = audio_format or preset["audio"]["format"]
     if fmt not in stimuli.FORMATS:
         raise StudyError(f"unknown audio format {fmt!r} (choose from {', '.join(stimuli.FORMATS)})")
-    if per_rater < 1:
-        raise StudyError(f"--per-rater must be at least 1 (got {per_rater})")
+    if per_rater is not None and per_rater < 1:
+        raise StudyError(f"per_rater must be at least 1 clip (got {per_rater})")
+    if ratings is not None and ratings < 1:
+        raise StudyError(f"--per-rater must be at least 1 rating (got {ratings})")
     dataset, systems, available = _run_inputs(run_dir, systems)
     levels = RunLevels.of(RunStore(run_dir))  # every item is mixed by the run's own rule
     rng = np.random.default_rng(seed)
@@ -243,6 +264,8 @@ def build_study(run_dir: str | Path, out: str | Path, systems: list[str] | None 
                                      preset["audio"]["bitrate"])
         os.utime(path, (AUDIO_MTIME, AUDIO_MTIME))
         names[key] = f"{AUDIO_DIR}/{path.name}"
+    clip_seconds = len(stimuli_list[0].audio) / SAMPLE_RATE
+    per_rater = min(per_rater or clips_per_rater(ratings, len(systems), len(gold_plan), clip_seconds), len(available))
     trials = [{"audio": names[f"headphone/{number}"], "answer": soft + 1}
               for number, (soft, _) in enumerate(headphone)]
 
@@ -254,7 +277,8 @@ def build_study(run_dir: str | Path, out: str | Path, systems: list[str] | None 
         study_items.append(entry)
     spec = {
         "format": STUDY_FORMAT, "study_id": _opaque(secret, "study"), "source_run": str(run_dir.resolve()),
-        "dataset": str(dataset.root.resolve()), "seed": seed, "per_rater": min(per_rater, len(available)),
+        "dataset": str(dataset.root.resolve()), "seed": seed, "per_rater": per_rater,
+        "estimated_minutes": round(session_minutes(per_rater * len(systems), len(gold_plan), clip_seconds)),
         "systems": systems, "clips": available, "gold_clips": spare, "audio_format": fmt,
         **{key: preset[key] for key in ("title", "question", "hint", "instructions", "consent")},
         "scale": {str(k): preset["scale"][str(k)] for k in range(5, 0, -1)},

@@ -1,5 +1,9 @@
 """``sag-bench run SPEC --dry-run``: what a spec would run and which weights and data it needs, checked; and, per
-system, how it would be measured (reference path, levels, clip filter, sampler network calls)."""
+system, how it would be measured (reference path, levels, clip filter, sampler network calls).
+
+Each missing weight is printed once, naming every row that needs it (the list of :func:`sag_bench.commands.weights.
+spec_needs`), with the command that fetches it; nothing is loaded or downloaded.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sag_bench import registry
-from sag_bench.backbones.base import WeightsMissingError
 from sag_bench.datasets.clips import FILTERS
 from sag_bench.datasets.manifest import DATASET_MANIFEST, ClipDataset
-from sag_bench.evaluation.degradation import describe_role, fixed_backbone, role_for
+from sag_bench.evaluation.degradation import describe_role, role_for
 from sag_bench.runner.run import OFFLINE_BUILDERS
 from sag_bench.runner.spec import Spec, SystemSpec
 
@@ -36,16 +39,20 @@ def _data_check(spec: Spec) -> Check:
         return Check(what, count > 0, f"{data_dir}: {count} clips" + ("" if count else " - none in this split"))
     if spec.data.name in OFFLINE_BUILDERS:
         return Check(what, True, f"{data_dir}: not built yet; will be built offline")
-    return Check(what, False, f"{data_dir} has no {DATASET_MANIFEST}; run `sag-bench data build {spec.data.name} "
-                              f"--out {data_dir}`")
+    from sag_bench.commands.weights import data_needs
+
+    return Check(what, False, f"{data_dir} has no {DATASET_MANIFEST}; run `{data_needs(spec)[0].command}`")
 
 
-def _loads(what: str, build) -> Check:
-    try:
-        build()
-    except WeightsMissingError as error:
-        return Check(what, False, str(error))
-    return Check(what, True, "weights available")
+def _weight_checks(spec: Spec) -> list[Check]:
+    """One check per pretrained weight (backbones, embedders), each once with its users."""
+    from sag_bench.commands.weights import checkpoint_need, data_needs, spec_needs
+
+    covered = {need.location for need in data_needs(spec)}
+    covered |= {need.location for system in spec.systems if (need := checkpoint_need(system))}
+    return [Check(f"{need.what} (for {', '.join(need.users)})", need.present,
+                  need.location if need.present else f"not in {need.location}; get: {need.command}")
+            for need in spec_needs(spec) if need.location not in covered]
 
 
 def clip_filter(spec: Spec) -> str:
@@ -87,8 +94,6 @@ def measurement(spec: Spec, system: SystemSpec) -> Check:
 
 def plan(spec: Spec) -> list[Check]:
     """Every prerequisite of a spec, checked without generating anything, and how each system is measured."""
-    from sag_bench.evaluation.embedders import load_embedder
-
     checks = [_data_check(spec)]
     for system in spec.systems:
         path = system.checkpoint_path()
@@ -98,12 +103,4 @@ def plan(spec: Spec) -> list[Check]:
             checks.append(Check(f"system {system.key}", path.exists(),
                                 f"{system.name}, checkpoint {path}" + ("" if path.exists() else " not found")))
         checks.append(measurement(spec, system))
-        checks += [_loads(f"backbone {name} (for {system.key})", lambda n=name: registry.build("backbones", n))
-                   for name in system.backbones]
-        backbone = fixed_backbone(role_for(spec.protocol.degrade, system.name))
-        if backbone is not None:
-            checks.append(_loads(f"backbone {backbone} (reference path of {system.key})",
-                                 lambda b=backbone: registry.build("backbones", b)))
-    checks += [_loads(f"embedder {name}", lambda n=name: load_embedder(n, device=spec.device))
-               for name in spec.evaluation.embedders]
-    return checks
+    return checks + _weight_checks(spec)

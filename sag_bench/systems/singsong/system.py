@@ -25,6 +25,7 @@ class SingSongSystem(System):
     """SingSong (Donahue et al. 2023) re-implemented as three decoder-only stages on semantic and codec tokens."""
 
     name = "singsong"
+    extra_options = frozenset(f"{stage}_temperature" for stage in STAGES)
 
     def __init__(self, checkpoint: str | Path | None = None, stages: str = "scf", cache_kv: bool = True,
                  **options: Any) -> None:
@@ -34,7 +35,7 @@ class SingSongSystem(System):
         """
         if stages not in PIPELINES:
             raise UserError(f"singsong stages must be one of {', '.join(PIPELINES)}, not {stages!r}")
-        unknown = sorted(set(options) - {f"{s}_temperature" for s in STAGES})
+        unknown = sorted(set(options) - self.extra_options)
         if unknown:
             raise UserError(f"unknown singsong option(s) {', '.join(unknown)}")
         super().__init__(checkpoint, stages=stages, cache_kv=cache_kv, **options)
