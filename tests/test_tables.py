@@ -13,7 +13,8 @@ METRICS = pd.DataFrame({"system": ["groundtruth", "randsong", "a", "b"], "embedd
                         "ci_high": [768.6, 841.6, 777.8, 682.2]})
 COHERENCE = pd.DataFrame({"system": ["groundtruth", "randsong", "a", "b"], "measure": ["harmonic_fit"] * 4,
                           "mean": [0.40509, 0.2061, 0.2093, 0.2041], "sem": [0.0102, 0.019, 0.0045, 0.0036]})
-TABLE = pd.DataFrame({"FAD_VGGish": [3e-10, 732.2236, 718.334, 609.34], "RTF": [6.8e-5, 7.6e-5, 0.138, 0.5],
+TABLE = pd.DataFrame({"FAD_VGGish": [3e-10, 732.2236, 718.334, 609.34],
+                      "RTF end-to-end": [6.8e-5, 7.6e-5, 0.138, 0.5],
                       "coh_harmonic_fit": [0.40509, 0.2061, 0.2093, 0.2041], "note": ["", "", "", "slow"]},
                      index=pd.Index(["groundtruth", "randsong", "a", "b"], name="system"))
 REFERENCES = {"groundtruth", "randsong"}
@@ -28,7 +29,7 @@ def test_decimals_follow_the_magnitude():
 
 def test_markdown_has_readable_names_arrows_and_the_best_competitor_in_bold():
     lines = to_markdown(TABLE, references=REFERENCES).splitlines()
-    assert lines[0] == "| system | FAD VGGish ↓ | RTF ↓ | Harmonic fit ↑ | Note |"
+    assert lines[0] == "| system | FAD VGGish ↓ | RTF end-to-end ↓ | Harmonic fit ↑ | Note |"
     rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in lines[2:]}
     assert rows["groundtruth"][:3] == ["0.0", "6.8e-5", "0.405"]  # a reference never takes the bold
     assert rows["b"][:3] == ["**609.3**", "0.500", "0.204"] and rows["a"][:3] == ["718.3", "**0.138**", "**0.209**"]
