@@ -301,8 +301,6 @@ def _validate(spec: Spec, path: Path) -> None:
                 registry.entry("backbones", backbone)
         for embedder in spec.evaluation.embedders:
             registry.entry("embedders", embedder)
-        if spec.protocol.degrade != "none":
-            registry.entry("backbones", spec.protocol.degrade)
     except registry.UnknownComponentError as error:
         raise SpecError(f"{path}: {error}") from None
     for index, system in enumerate(spec.systems, start=1):
