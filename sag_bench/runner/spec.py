@@ -26,6 +26,7 @@ Example (see ``sag_bench/experiments/*.toml``)::
     name = "fastsag"
     checkpoint = "builtin:fastsag.pt"    # or a path; builtin: = sag_bench/checkpoints/
     options = { steps = 20 }
+    # executor = { name = "ray", workers = 2 }   # optional: where tasks run (never changes outputs)
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ class Spec:
     seed: int = 0
     device: str = "cpu"
     batch_size: int = 4
+    executor: dict[str, Any] = field(default_factory=dict)  # {name = "ray", address = ..., workers = N}; see tasks
     source: str = ""
 
     def to_dict(self) -> dict[str, Any]:
