@@ -157,7 +157,8 @@ def render_run(store: RunStore, spec: "Spec", metrics: pd.DataFrame, timings: pd
     ours = results_table([s.key for s in spec.systems], metrics, timings, coherence, status)
     written = {f"ours.{k}": v for k, v in write_table(folder, spec.table, ours,
                                                         f"sag-bench {spec.name} ({spec.data.name}, "
-                                                        f"{spec.data.split} split)").items()}
+                                                        f"{spec.data.split} split; RTF: the systems timed in turn on one "
+                                                        f"worker)").items()}
     if spec.table in ("table1", "table2"):
         paper = paper_table(spec.table)
         rows = [paper_row(system.name) for system in spec.systems]
