@@ -19,32 +19,11 @@ from sag_bench.executors.ray_tasks import RayExecutor, TaskFailedError
 from sag_bench.runner.run import run_experiment
 from sag_bench.runner.spec import load_spec
 from sag_bench.store import read_json
+from tests.test_runner import SPEC
 
-# fastsag first: its tasks load a model, so the first generation task lives long enough to be killed mid-run.
-SPEC = """
-name = "small-ray"
-seed = 3
-batch_size = 1
-[data]
-name = "chorales"
-dir = "{data}"
-split = "test"
-[evaluation]
-embedders = ["dsp-spectral"]
-coherence = true
-bootstrap = 10
-[rtf]
-clips = 1
-warmup = 0
-[[systems]]
-name = "fastsag"
-checkpoint = "builtin:fastsag.pt"
-options = {{ steps = 2 }}
-[[systems]]
-name = "groundtruth"
-[[systems]]
-name = "randsong"
-"""
+# The spec of the in-process runner tests with fastsag first: its tasks load a model, so the first generation task
+# lives long enough to be killed mid-run.
+FASTSAG = '[[systems]]\nname = "fastsag"\ncheckpoint = "builtin:fastsag.pt"\noptions = { steps = 2 }\n'
 RESULTS = ("metrics.csv", "coherence.csv")
 
 
@@ -67,7 +46,8 @@ def ray_executor() -> Iterator[RayExecutor]:
 def spec_path(tmp_path_factory: pytest.TempPathFactory, dataset_builder) -> Path:
     root = tmp_path_factory.mktemp("ray-run")
     path = root / "small.toml"
-    path.write_text(SPEC.format(data=dataset_builder(root / "data", songs=4, clips_per_song=2, seconds=4.0)))
+    data = dataset_builder(root / "data", songs=4, clips_per_song=2, seconds=4.0)
+    path.write_text(SPEC.format(data=data, batch_size=1).replace("[[systems]]", FASTSAG + "[[systems]]", 1))
     return path
 
 

@@ -1,8 +1,14 @@
-"""``sag-bench run SPEC.toml [--out DIR] [--resume] [--dry-run]``: generate + evaluate + tables for one spec."""
+"""``sag-bench run SPEC.toml [--out DIR] [--resume] [--dry-run] [--executor inprocess|ray ...]``: generate + evaluate
++ tables for one spec."""
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sag_bench.executors import Executor
+    from sag_bench.runner.spec import Spec
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _print_tasks(spec, executor) -> None:
+def _print_tasks(spec: Spec, executor: Executor) -> None:
     """The tasks a run of ``spec`` schedules on ``executor`` and the resources each needs."""
     from pathlib import Path
 
