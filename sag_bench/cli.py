@@ -17,9 +17,21 @@ COMMANDS = ("systems", "data", "weights", "train", "generate", "run", "report", 
 from sag_bench.errors import SagBenchError
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a did-you-mean for a mistyped command or choice (its subcommand parsers are of this class)."""
+
+    def _check_value(self, action: argparse.Action, value: object) -> None:
+        if action.choices is not None and value not in action.choices:
+            from sag_bench.registry import did_you_mean
+
+            choices = [str(choice) for choice in action.choices]
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r}{did_you_mean(str(value), choices)} "
+                                                 f"(choose from {', '.join(choices)})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every available subcommand."""
-    parser = argparse.ArgumentParser(prog="sag-bench", description="Benchmark for Singing Accompaniment Generation.")
+    parser = Parser(prog="sag-bench", description="Benchmark for Singing Accompaniment Generation.")
     parser.add_argument("--version", action="version", version=f"sag-bench {importlib.metadata.version('sag-bench')}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:

@@ -34,9 +34,9 @@ class Entry:
         :class:`sag_bench.training.TrainRequest`; it returns the lines to print. None: not trainable.
       * ``paper_row`` - the row of this system in the FastSAG paper's tables (numbers in
         ``sag_bench/systems/paper.toml``), printed beside ours. None: no paper row.
-      * ``degradation`` - the backbone (vocoder / codec) whose resynthesis makes this system's "degraded reference"
-        (FastSAG section 4.2). A hook for per-system degraded references; runs use the spec's
-        ``[protocol] degrade`` today.
+      * ``degradation`` - the reference path of this system (FastSAG section 4.2, "degraded reference"): ``vocoder``
+        (its own vocoder), ``codec:N`` (its own codec from N codebooks) or a backbone name; None: clean stems.
+        Used when the spec says ``[protocol] degrade = "system"`` (:mod:`sag_bench.evaluation.degradation`).
     """
 
     name: str
@@ -114,6 +114,13 @@ def _sources(kind: str) -> list[Family]:
     return families
 
 
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``"; did you mean a, b?"`` for the known names close to ``name`` (or starting with ``name-``), else ``""``."""
+    known = list(known)
+    close = [k for k in known if k.startswith(f"{name}-")] + difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    return f"; did you mean {', '.join(dict.fromkeys(close))}?" if close else ""
+
+
 def names(kind: str) -> list[str]:
     """Sorted names registered for ``kind`` (imports only the light catalog modules, no component)."""
     return sorted({entry.name for family in _sources(kind) for entry in family.entries()})
@@ -127,8 +134,7 @@ def entry(kind: str, name: str) -> Entry:
         if found is not None:
             return found
     known = sorted({member.name for family in families for member in family.entries()})
-    close = [k for k in known if k.startswith(f"{name}-")] + difflib.get_close_matches(name, known, n=3, cutoff=0.6)
-    suggestion = f"; did you mean {', '.join(dict.fromkeys(close))}?" if close else ""
+    suggestion = did_you_mean(name, known)
     hints = "".join(f"; {hint}" for hint in (family.hint() for family in families) if hint)
     raise UnknownComponentError(f"unknown {kind[:-1]} {name!r}{suggestion}; known {kind}: "
                                 f"{', '.join(known) or '(none)'}{hints}")

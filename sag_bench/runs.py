@@ -4,9 +4,12 @@ Layout (every other module asks a :class:`RunStore` for a path instead of spelli
 
     manifest.json                        RunManifest: spec, data dir, clips, seeds, per-system provenance, machine
     generated/<system>/<clip>.wav        what each system generated
-    mixes/{reference,<system>}/<clip>.wav  the papers' evaluation mixes (vocals + 0.9 x accompaniment)
+    mixes/<system>/<clip>.wav            each system's evaluation mix (path(vocals) + 0.9 x levelled accompaniment)
+    mixes/reference[-<path>]/<clip>.wav  reference mixes, one folder per distinct reference path (``reference``:
+                                         none), keyed by content (see sag_bench.evaluation.degradation)
     status/<system>.json                 running / done / failed, with the system's description
-    rtf/<system>.json                    real-time factor
+    rtf/<scope>/<system>.json            real-time factor, scope end-to-end (file in -> file out) or model-only
+    rtf/outputs/<system>/<clip>.wav      the files the end-to-end measurement wrote
     fad/<embedder>/<system>.json         FAD of one (system, embedder)
     coherence/<system>.json              per-clip coherence measures
     cache/                               embeddings cached by content hash
@@ -99,6 +102,7 @@ class RunManifest:
     dataset: str = ""
     clips: list[str] = field(default_factory=list)
     systems: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> the system's own description
+    mixing: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> levels, gains, reference path of its mixes
     executor: dict[str, Any] = field(default_factory=dict)  # where tasks ran (name, settings); never changes outputs
     git_commit: str | None = None
     packages: dict[str, str | None] = field(default_factory=dict)
@@ -163,8 +167,13 @@ class RunStore:
         """Update the state of system ``key``."""
         write_json(self.status_path(key), {**self.status(key), **status})
 
-    def rtf_path(self, key: str) -> Path:
-        return self.root / "rtf" / f"{key}.json"
+    def rtf_path(self, key: str, scope: str) -> Path:
+        """RTF of system ``key`` measured at ``scope`` (``end-to-end`` or ``model-only``)."""
+        return self.root / "rtf" / scope / f"{key}.json"
+
+    def rtf_outputs_dir(self, key: str) -> Path:
+        """Where the end-to-end RTF measurement of ``key`` writes its files (file in -> file out)."""
+        return self.root / "rtf" / "outputs" / key
 
     # evaluation
     def mixes_dir(self, key: str) -> Path:
@@ -174,6 +183,18 @@ class RunStore:
     def mix(self, key: str, clip_id: str) -> Path:
         """The evaluation mix of ``clip_id`` for ``key`` (a system, or :data:`REFERENCE`)."""
         return self.mixes_dir(key) / f"{clip_id}.wav"
+
+    def reference_mixes_dir(self, path_key: str) -> Path:
+        """Folder of the reference mixes made through the reference path ``path_key`` (``none``: :data:`REFERENCE`)."""
+        return self.mixes_dir(REFERENCE if path_key == "none" else f"{REFERENCE}-{path_key}")
+
+    def reference_path_key(self, key: str) -> str:
+        """The reference path system ``key``'s mixes were made with (its status' ``mixing`` record; else none)."""
+        return self.status(key).get("mixing", {}).get("reference_path", "none")
+
+    def reference_mix(self, key: str, clip_id: str) -> Path:
+        """The reference mix that system ``key`` is scored against for ``clip_id`` (same levels and path)."""
+        return self.reference_mixes_dir(self.reference_path_key(key)) / f"{clip_id}.wav"
 
     def fad_path(self, embedder: str, key: str) -> Path:
         return self.root / "fad" / embedder / f"{key}.json"

@@ -3,7 +3,9 @@
 The layout of a run folder belongs to :mod:`sag_bench.runs`.
 
 Every file is written to a temporary sibling, flushed and fsynced, then renamed over the target, so a reader sees
-either the old file or the new one, never half of one, even after ``kill -9`` mid-write.
+either the old file or the new one, never half of one, even after ``kill -9`` mid-write. Files get the mode a plain
+``open()`` would give them (0644 under the usual umask 022), not ``mkstemp``'s private 0600, so colleagues and web
+servers can read results; folders are made 0755 the same way.
 """
 
 from __future__ import annotations
@@ -12,10 +14,19 @@ import hashlib
 import json
 import os
 import tempfile
+from functools import cache
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+
+@cache
+def file_mode() -> int:
+    """The mode ``open()`` gives a new file under this process's umask (0o666 & ~umask: 0644 for umask 022)."""
+    umask = os.umask(0o022)  # reading the umask means setting it; restored at once (read once per process)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -28,6 +39,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

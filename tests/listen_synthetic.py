@@ -13,7 +13,7 @@ import numpy as np
 
 from sag_bench.audio import SAMPLE_RATE, mix, save_audio
 from sag_bench.datasets.manifest import write_manifest
-from sag_bench.store import write_json
+from sag_bench.runs import RunManifest, RunStore
 
 _MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11, 12)
 _NOTES_PER_SECOND = 2
@@ -52,6 +52,7 @@ def make_synthetic_run(root: str | Path, systems: list[str], clips: int = 4, sec
                        seed: int = 0, sample_rate: int = SAMPLE_RATE) -> Path:
     """Write ``root/{data, generated, mixes, manifest.json}`` for ``systems`` on ``clips`` clips; returns root."""
     root = Path(root)
+    store = RunStore(root)
     rng = np.random.default_rng(seed)
     records = []
     for index in range(clips):
@@ -64,8 +65,9 @@ def make_synthetic_run(root: str | Path, systems: list[str], clips: int = 4, sec
                         "vocals": f"clips/{clip_id}.vocals.wav", "accompaniment": f"clips/{clip_id}.acc.wav"})
         for shift, system in enumerate(systems):
             generated = _render(melody, roots, sample_rate, shift=shift)[1]
-            save_audio(root / "generated" / system / f"{clip_id}.wav", generated, sample_rate)
-            save_audio(root / "mixes" / system / f"{clip_id}.wav", mix(vocals, generated)[0], sample_rate)
+            save_audio(store.generated(system, clip_id), generated, sample_rate)
+            save_audio(store.mix(system, clip_id), mix(vocals, generated)[0], sample_rate)
     write_manifest(root / "data", "synthetic", records, {"seed": seed, "seconds": seconds}, sample_rate, seconds)
-    write_json(root / "manifest.json", {"data_dir": "data", "clips": [r["id"] for r in records]})
+    store.write_manifest(RunManifest(spec={"systems": [{"name": s} for s in systems]}, seeds={"run": seed},
+                                     data_dir="data", clips=[r["id"] for r in records]))
     return root

@@ -76,6 +76,8 @@ def test_headless_chromium_completes_a_session_with_a_reload_midway(small_study,
             page = browser.new_page()
             page.add_init_script(FAST_PLAYBACK)
             page.goto(f"http://{LOOPBACK}:{port}/?PROLIFIC_PID=browser-test")
+            page.wait_for_selector("#duration:not([hidden])", timeout=10_000)
+            assert page.locator("#duration").inner_text().startswith("The test takes about ")
             assert page.locator("#start").is_disabled()
             page.check("#consent")
             page.click("#start")

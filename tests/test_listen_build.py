@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 
 import numpy as np
@@ -167,7 +168,7 @@ def test_bad_inputs_give_one_line_errors(run_dir, tmp_path):
 
 def test_cli_build_then_analyze_end_to_end(run_dir, tmp_path, capsys):
     out = tmp_path / "cli-study"
-    assert cli.main(["listen", "build", str(run_dir), "--out", str(out), "--per-rater", "3", "--seed", "1",
+    assert cli.main(["listen", "build", str(run_dir), "--out", str(out), "--per-rater", "9", "--seed", "1",
                      "--format", "wav"]) == 0
     study = Study.open(out)
     with TestClient(create_app(out)) as client:
@@ -191,3 +192,46 @@ def test_cli_build_then_analyze_end_to_end(run_dir, tmp_path, capsys):
     assert {p.name for p in (out / "analysis").iterdir()} >= {"table3.csv", "table3.md", "table3.tex", "table3.png",
                                                               "pairwise.csv", "raters.csv", "ratings.csv"}
     assert cli.main(["listen", "analyze", str(tmp_path / "none")]) == 2
+
+
+def test_study_mixes_by_the_runs_recorded_levels_and_gains(tmp_path):
+    from sag_bench.evaluation.protocol import level
+    from sag_bench.listening_test.build import RunLevels
+    from sag_bench.runs import RunManifest, RunStore
+
+    store = RunStore(tmp_path / "run")
+    store.write_manifest(RunManifest(spec={"protocol": {"gain": 0.7, "levels": "authors"}}, seeds={"run": 0}))
+    levels = RunLevels.of(store)
+    assert levels == RunLevels("authors", 0.7)
+    vocals, accompaniment = _sine(220.0, 0.5, 0.1), _sine(330.0, 0.5, 0.05)
+    def as_mixed(summed):  # peaks above full scale are rescaled to 0.99, as in the run's mixes
+        return summed * min(1.0, 0.99 / np.abs(summed).max())
+
+    human = level(vocals, "authors") + level(accompaniment, "authors")  # no gain on the human accompaniment
+    np.testing.assert_allclose(levels.human(vocals, accompaniment), as_mixed(human), atol=1e-6)
+    generated = level(vocals, "authors") + 0.7 * level(accompaniment, "authors")
+    np.testing.assert_allclose(levels.generated(vocals, accompaniment), as_mixed(generated), atol=1e-6)
+    old = RunStore(tmp_path / "old")  # a run made before levels were recorded: raw stems, as it was mixed
+    old.write_manifest(RunManifest(spec={"protocol": {"gain": 0.9}}, seeds={"run": 0}))
+    np.testing.assert_allclose(RunLevels.of(old).generated(vocals, accompaniment), vocals + 0.9 * accompaniment,
+                               atol=1e-7)
+
+
+def test_default_study_fits_about_fifteen_minutes_and_per_rater_counts_ratings(run_dir, tmp_path, capsys):
+    from sag_bench.listening_test.build import clips_per_rater, session_minutes
+
+    assert clips_per_rater(None, systems=9, gold=4, clip_seconds=10.0) == 5  # 45 ratings: 13.7 minutes
+    assert 13 < session_minutes(45, 4, 10.0) <= 15 < session_minutes(54, 4, 10.0)
+    assert clips_per_rater(140, systems=7, gold=4, clip_seconds=10.0) == 20  # the FastSAG paper's 20 clips
+    out = tmp_path / "by-ratings"
+    assert cli.main(["listen", "build", str(run_dir), "--out", str(out), "--per-rater", "7", "--format", "wav"]) == 0
+    spec = json.loads((out / "study.json").read_text())
+    assert spec["per_rater"] == 7 // len(spec["systems"]) and "about" in capsys.readouterr().out
+    assert Study.open(out).public()["estimated_minutes"] == spec["estimated_minutes"] >= 2
+
+
+def test_serve_without_the_listen_extra_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "fastapi", None)
+    assert cli.main(["listen", "serve", str(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "pip install 'sag-bench[listen]'" in error

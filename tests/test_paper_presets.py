@@ -10,6 +10,7 @@ import torch
 from transformers import EncodecConfig, HubertConfig
 
 from sag_bench import registry
+from sag_bench.systems.catalog import PERTURBATIONS
 from sag_bench.backbones.semantic import MERT_LAYER
 from sag_bench.systems.fastsag.system import FastSAGSystem
 from sag_bench.systems.singsong.checkpoint import SingSongBundle, build_stage
@@ -21,7 +22,7 @@ from tests.test_backbones_vocoder import SMALL_BIGVGAN
 pytestmark = pytest.mark.usefixtures("one_thread")
 SR = 24_000
 # Systems without model presets (they copy human-composed audio).
-NO_PRESET = {"randsong", "groundtruth"}
+NO_PRESET = {"randsong", "groundtruth"} | {entry.name for entry in PERTURBATIONS}
 
 
 def mert_config() -> HubertConfig:

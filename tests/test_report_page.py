@@ -76,7 +76,7 @@ def test_report_plays_each_system_in_chromium(report):
         assert fad.count() == len(SYSTEMS)
         assert [fad.nth(i).locator("td").first.inner_text() for i in range(len(SYSTEMS))] == SYSTEMS
         assert "[" in fad.nth(1).locator("td").nth(1).inner_text()  # score with its CI
-        assert page.locator("table.rtf tbody tr").count() == len(SYSTEMS)
+        assert page.locator("table.rtf tbody tr").count() == 2 * len(SYSTEMS)  # end-to-end and model-only
         assert page.locator("table.coherence tbody tr").count() == len(SYSTEMS)
         assert all(page.locator("img.plot").nth(i).evaluate("i => i.naturalWidth") > 0 for i in range(3))
         for system in SYSTEMS + ["input"]:

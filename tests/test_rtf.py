@@ -1,4 +1,5 @@
-"""RTF harness: warm-up excluded, per-stage breakdown from the installed StageTimer, statistics, seeds."""
+"""RTF harness: warm-up excluded, per-stage breakdown from the installed StageTimer, statistics, seeds; the two
+scopes (end-to-end: file in -> file out; model-only: generate on decoded tensors)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from sag_bench.evaluation.rtf import UNATTRIBUTED_STAGE, measure_rtf
+from sag_bench.audio import load_audio, save_audio
+from sag_bench.evaluation.rtf import END_TO_END, MODEL_ONLY, UNATTRIBUTED_STAGE, measure_end_to_end_rtf, measure_rtf
 from sag_bench.systems.base import System
 from sag_bench.timing import NullTimer, StageTimer
 
@@ -82,3 +84,27 @@ def test_rtf_records_model_dtype_and_rejects_bad_input() -> None:
         measure_rtf(LinearSystem(), [])
     with pytest.raises(ValueError, match="2 clip ids for 1 clips"):
         measure_rtf(LinearSystem(), [np.zeros(10, np.float32)], clip_ids=["a", "b"])
+
+
+def test_end_to_end_rtf_reads_resamples_generates_and_writes_each_file(tmp_path) -> None:
+    rate = 16_000  # not the system's rate: reading includes the resampling, as the paper's RTF does
+    files = []
+    for index in range(2):
+        t = np.arange(rate) / rate
+        files.append(save_audio(tmp_path / f"in{index}.wav", (0.3 * np.sin(2 * np.pi * (220 + 110 * index) * t))
+                                .astype(np.float32), rate))
+    system = LinearSystem()
+    result = measure_end_to_end_rtf(system, files, tmp_path / "out", warmup=1, clip_ids=["a", "b"])
+    assert (result.scope, result.batches, result.batch_size, result.warmup) == (END_TO_END, 2, 1, 1)
+    assert result.audio_seconds == pytest.approx(2.0)
+    assert {"read", "net", "write", UNATTRIBUTED_STAGE} == set(result.stage_seconds)
+    assert sum(result.stage_rtf.values()) == pytest.approx(result.rtf, rel=1e-6)
+    for name, path in zip("ab", files):
+        vocals = torch.from_numpy(load_audio(path, SR))[None]
+        with torch.inference_mode():
+            expected = system.generate(vocals, seed=0)[0].numpy()
+        written = load_audio(tmp_path / "out" / f"{name}.wav", SR)
+        assert len(written) == SR  # 1 s at 16 kHz in -> 1 s at 24 kHz out
+        np.testing.assert_allclose(written, expected, atol=1e-6)
+    model_only = measure_rtf(system, [load_audio(path, SR) for path in files], warmup=0)
+    assert model_only.scope == MODEL_ONLY and "read" not in model_only.stage_seconds

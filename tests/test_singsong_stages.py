@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from sag_bench.systems.singsong.config import N_COARSE, N_FINE, StageConfig, load_preset
-from sag_bench.systems.singsong.sampling import IncrementalDecoder, sample_in_range
+from sag_bench.systems.singsong.decoding import KVCacheDecoder
+from sag_bench.systems.singsong.sampling import sample_in_range, sample_tokens
 from sag_bench.systems.singsong.stages import StageLM, stage_layout
 
 SEMANTIC_VOCAB, CODEBOOK = 16, 32
@@ -62,15 +63,20 @@ def test_kv_cached_and_uncached_logits_match():
     model = _model("fine", frames=5)
     seq = torch.randint(0, model.layout.vocab_size, (2, model.layout.seq_len(5)))
     prefix = model.layout.seq_len(5) // 2
-    cached, uncached = IncrementalDecoder(model.net, cache_kv=True), IncrementalDecoder(model.net, cache_kv=False)
+    decoder = KVCacheDecoder(model.net, batch=2, max_len=seq.shape[1])
+    vocab = model.layout.vocab_size
     with torch.inference_mode():
-        full = model.net(seq)[:, prefix - 1:-1]
-        for step in range(prefix, seq.shape[1]):
-            a = cached.next_logits(seq[:, :step])
-            b = uncached.next_logits(seq[:, :step])
-            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
-            torch.testing.assert_close(a, full[:, step - prefix], atol=1e-4, rtol=1e-4)
-    assert cached.cache is not None and uncached.cache is None
+        full = model.net(seq)
+        hidden = decoder.feed(seq[:, :prefix])  # the prefix in one call (causal inside it)
+        torch.testing.assert_close(decoder.logits(hidden, 0, vocab), full[:, prefix - 1], atol=1e-4, rtol=1e-4)
+        for step in range(prefix, seq.shape[1] - 3):
+            hidden = decoder.feed(seq[:, step:step + 1])
+            torch.testing.assert_close(decoder.logits(hidden, 0, vocab), full[:, step], atol=1e-4, rtol=1e-4)
+        hidden = decoder.feed(seq[:, -3:])  # several tokens after a cache: causal mask offset by the cache
+        torch.testing.assert_close(decoder.logits(hidden, 5, 40), full[:, -1, 5:40], atol=1e-4, rtol=1e-4)
+    assert decoder.length == seq.shape[1]
+    with pytest.raises(ValueError, match="exceeds"):
+        decoder.feed(seq[:, :1])
 
 
 def test_cached_and_uncached_sampling_agree_and_are_seeded():
@@ -100,9 +106,9 @@ def test_sampled_tokens_stay_in_their_codebook_range(stage, n_q, size):
 
 def test_sample_in_range_top_k_and_greedy():
     logits = torch.tensor([[0.0, 5.0, 1.0, 3.0, 2.0, 2.5]])
-    assert sample_in_range(logits, 0, 3, 0.0, 0.1, None).item() == 1  # greedy inside [0, 3): ignores the 3.0 outside
+    assert sample_in_range(logits[:, 0:3], 0, 0.0, 0.1, None).item() == 1  # greedy inside [0, 3)
     gen = torch.Generator().manual_seed(0)
-    picks = {sample_in_range(logits, 2, 6, 1.0, 0.5, gen).item() for _ in range(50)}
+    picks = {sample_in_range(logits[:, 2:6], 2, 1.0, 0.5, gen).item() for _ in range(50)}
     assert picks == {3, 5}  # top-2 of [1, 3, 2, 2.5] inside [2, 6)
 
 
@@ -112,3 +118,27 @@ def test_presets_load():
     assert (paper.stage("coarse").dim, paper.stage("coarse").depth, paper.stage("coarse").heads) == (1024, 6, 8)
     assert [paper.stage(s).temperature for s in ("semantic", "coarse", "fine")] == [1.0, 0.95, 0.4]
     assert tiny.codec == "mel-rvq" and tiny.semantic_backbone == "dsp-semantic"
+
+
+@pytest.mark.parametrize("stage, window, hop", [("semantic", 6, 3), ("coarse", 4, 2), ("fine", 3, 3)])
+def test_windowed_cached_and_uncached_tokens_are_identical(stage, window, hop):
+    """Per-stage windows (prompted when the hop is below the window): the KV cache changes no sampled token."""
+    model = _model(stage, frames=window, seed=1)
+    cond = torch.randint(0, model.layout.condition.codebook_size, (2, model.layout.condition.n_codebooks, 11))
+    cached, uncached = (model.generate_windows(cond, hop, torch.Generator().manual_seed(5), cache_kv=cache)
+                        for cache in (True, False))
+    assert cached.shape == (2, model.layout.target.n_codebooks, 11)
+    assert torch.equal(cached, uncached)
+
+
+def test_prompted_window_continues_its_prompt():
+    model = _model("coarse", frames=6)
+    cond = torch.randint(0, SEMANTIC_VOCAB, (1, 1, 6))
+    prompt = torch.randint(0, CODEBOOK, (1, N_COARSE, 4))
+    new = model.generate(cond, torch.Generator().manual_seed(0), prompt=prompt)
+    assert new.shape == (1, N_COARSE, 2)
+    # the same as feeding the prompt's tokens as a prefix by hand
+    prefix = torch.cat([model.layout.condition_tokens(cond), model.layout.target_tokens(prompt)], dim=1)
+    by_hand = model.layout.target_codes(sample_tokens(model.net, prefix, model.layout.target_ranges(6)[12:], 1.0,
+                                                      0.5, torch.Generator().manual_seed(0)))
+    assert torch.equal(new, by_hand)

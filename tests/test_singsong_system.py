@@ -125,3 +125,83 @@ def test_committed_tiny_checkpoint_generates_for_both_systems():
         assert outputs[name].shape == vocals.shape and torch.isfinite(outputs[name]).all()
         assert outputs[name].abs().max() > 1e-3
     assert not torch.equal(outputs["singsong-sc"], outputs["singsong-scf"])
+
+
+def test_long_input_uses_overlapping_prompted_windows(bundle, monkeypatch):
+    """30 s through the paper's windows (semantic 10 s at 50 % overlap, coarse 4 s at 50 %, fine 2 s at 100 %):
+    each semantic window after the first is prompted with the previous window's last 5 s of generated tokens."""
+    from sag_bench.systems.singsong.stages import StageLM
+
+    windows = {"semantic": (10.0, 0.5), "coarse": (4.0, 0.5), "fine": (2.0, 1.0)}
+    config = replace(bundle.config, stages={s: replace(SMALL, window_seconds=w, window_hop=h)
+                                            for s, (w, h) in windows.items()})
+    long = SingSongBundle(config, bundle.tokenizer, {s: build_stage(config, bundle.tokenizer, s).eval()
+                                                      for s in STAGES})
+    calls = []
+    original = StageLM.generate
+
+    def recording(self, condition, *args, prompt=None, **kwargs):
+        out = original(self, condition, *args, prompt=prompt, **kwargs)
+        calls.append((self.layout.target.name, condition.shape[-1], prompt, out))
+        return out
+
+    monkeypatch.setattr(StageLM, "generate", recording)
+    system = SingSongSystem.from_bundle(long, stages="scf")
+    system.load("cpu")
+    vocals = _tone(30.0, 330, 5)[None]
+    out = system.generate(vocals, seed=0)
+    assert out.shape == (1, 30 * SR) and torch.isfinite(out).all()
+    semantic = [c for c in calls if c[0] == "semantic"]
+    assert [c[1] for c in semantic] == [750] * 5  # 2250 frames: windows start at 0, 375, 750, 1125, 1500
+    assert semantic[0][2] is None and semantic[0][3].shape[-1] == 750
+    for previous, current in zip(semantic, semantic[1:]):
+        prompt = current[2]
+        assert prompt.shape[-1] == 375  # the previous 5 s ...
+        assert torch.equal(prompt, previous[3][..., -375:])  # ... of what the previous window generated
+        assert current[3].shape[-1] == 375
+    coarse = [c for c in calls if c[0] == "coarse"]
+    assert len(coarse) == 14 and all(c[2].shape[-1] == 150 for c in coarse[1:])  # 4 s windows, 2 s prompts
+    fine = [c for c in calls if c[0] == "fine"]
+    assert len(fine) == 1 and fine[0][1] == 150 and fine[0][3].shape[0] == 15  # 15 independent 2 s windows
+
+
+def test_coarse_stage_conditioned_on_vocal_semantics_too(bundle, monkeypatch):
+    """coarse_condition = "semantic+vocal": the coarse stage sees the accompaniment's and the vocals' semantic ids."""
+    from sag_bench.systems.singsong.stages import StageLM
+
+    config = replace(bundle.config, coarse_condition="semantic+vocal")
+    both = SingSongBundle(config, bundle.tokenizer, {s: build_stage(config, bundle.tokenizer, s).eval() for s in STAGES})
+    assert both.models["coarse"].layout.condition.n_codebooks == 2
+    assert both.models["coarse"].layout.vocab_size == 2 * 8 + 3 * 16
+    seen = {}
+    original = StageLM.generate_windows
+
+    def recording(self, condition, *args, **kwargs):
+        out = original(self, condition, *args, **kwargs)
+        seen[self.layout.target.name] = (condition, out)
+        return out
+
+    monkeypatch.setattr(StageLM, "generate_windows", recording)
+    system = SingSongSystem.from_bundle(both, stages="sc")
+    system.load("cpu")
+    vocals = _tone(0.5, 440, 2)[None]
+    assert system.generate(vocals, seed=3).shape == vocals.shape
+    condition = seen["coarse"][0]
+    assert condition.shape[1] == 2
+    assert torch.equal(condition[:, :1], seen["semantic"][1])  # generated accompaniment semantics ...
+    assert torch.equal(condition[:, 1:], seen["semantic"][0])  # ... and the vocals' semantic ids
+    with pytest.raises(UserError, match="coarse_condition"):
+        replace(bundle.config, coarse_condition="vocal")
+
+
+def test_training_windows_carry_the_vocal_semantics_for_the_coarse_option():
+    from sag_bench.systems.singsong.stages import stage_layout
+    from sag_bench.systems.singsong.train import WindowDataset
+
+    tokens = {"vocal": [torch.full((1, 20), 3)], "semantic": [torch.full((1, 20), 5)],
+              "coarse": [torch.zeros(3, 20, dtype=torch.long)], "fine": [torch.zeros(5, 20, dtype=torch.long)]}
+    layout = stage_layout("coarse", 8, 16, coarse_condition="semantic+vocal")
+    item = WindowDataset(tokens, "coarse", 6, layout)[0]
+    assert item["condition"].tolist() == [[5] * 6, [3] * 6] and item["target"].shape == (3, 6)
+    plain = WindowDataset(tokens, "coarse", 6, stage_layout("coarse", 8, 16))[0]
+    assert plain["condition"].tolist() == [[5] * 6]

@@ -7,7 +7,19 @@ import argparse
 import json
 from pathlib import Path
 
-DEFAULT_CACHE = Path(".sag-bench-cache")
+CACHE_ENV = "SAG_BENCH_CACHE"
+
+
+def default_cache() -> Path:
+    """The embedding cache folder: ``$SAG_BENCH_CACHE``, else the user cache directory (``~/.cache/sag-bench`` on
+    Linux, ``$XDG_CACHE_HOME/sag-bench`` when set; the platform's cache folder elsewhere)."""
+    import os
+
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("sag-bench", appauthor=False))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,8 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
-                        help="embedding cache folder, keyed by file content (default: %(default)s)")
+    parser.add_argument("--cache", type=Path,
+                        help=f"embedding cache folder, keyed by file content (default: ${CACHE_ENV}, else the user "
+                             f"cache folder, {default_cache()})")
     parser.add_argument("--download", action="store_true",
                         help="let fadtk's loaders download missing weights (needs network)")
     parser.add_argument("--json", action="store_true", help="print the full result as JSON")
@@ -53,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     ref, evaluated = audio_files(args.ref_dir), audio_files(args.eval_dir)
     embedder = load_embedder(args.embedder, device=args.device, allow_download=args.download)
     try:
-        result = score(ref, evaluated, embedder, args.cache, inf=args.inf, per_clip=args.per_clip,
+        result = score(ref, evaluated, embedder, args.cache or default_cache(), inf=args.inf, per_clip=args.per_clip,
                        bootstrap=args.bootstrap, seed=args.seed, batch_size=args.batch_size, device=args.device)
     except ValueError as error:
         raise UserError(f"{args.eval_dir}: {error}") from None

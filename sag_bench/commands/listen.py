@@ -14,7 +14,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--out", required=True, help="study folder to create")
     build.add_argument("--systems", nargs="+", help="systems to include (default: every system in the run)")
     build.add_argument("--clips", type=int, help="number of clips in the study (default: all; seeded subset)")
-    build.add_argument("--per-rater", type=int, default=20, help="clips per rater, each with every system (default 20)")
+    build.add_argument("--per-rater", type=int, metavar="RATINGS",
+                       help="ratings per rater, counted as clips x systems (rounded down to whole clips; default: "
+                            "as many as fit in about 15 minutes, the length crowd studies keep to; the FastSAG "
+                            "paper's 20 clips x 7 systems is --per-rater 140)")
     build.add_argument("--seed", type=int, default=0, help="seed for clip choice, gold items and orders (default 0)")
     build.add_argument("--preset", help="study preset TOML (default: the packaged FastSAG MOS preset)")
     build.add_argument("--format", choices=["mp3", "ogg", "wav"], help="audio format (default: the preset's)")
@@ -48,19 +51,29 @@ def run_build(args: argparse.Namespace) -> int:
 
     user_error, study_error = _user_errors()
     try:
-        path = build_study(args.run_dir, args.out, args.systems, args.clips, args.per_rater, args.seed,
-                           args.preset, args.format)
+        path = build_study(args.run_dir, args.out, args.systems, args.clips, None, args.seed, args.preset,
+                           args.format, ratings=args.per_rater)
     except study_error as error:
         raise user_error(str(error)) from None
-    print(f"study written to {path.parent} (serve it with: sag-bench listen serve {path.parent})")
+    import json
+
+    spec = json.loads(path.read_text())
+    print(f"study written to {path.parent}: {spec['per_rater']} clips x {len(spec['systems'])} systems per rater, "
+          f"about {spec['estimated_minutes']} minutes (serve it with: sag-bench listen serve {path.parent})")
     return 0
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    user_error, study_error = _user_errors()
+    try:
+        import fastapi  # noqa: F401  (the optional `listen` extra)
+        import uvicorn  # noqa: F401
+    except ImportError as error:
+        raise user_error(f"listen serve needs {error.name}, from the listening-test extra: "
+                         f"pip install 'sag-bench[listen]'") from None
     from sag_bench.listening_test.db import StoreError
     from sag_bench.listening_test.server import serve
 
-    user_error, study_error = _user_errors()
     try:
         serve(args.study_dir, args.host, args.port, args.allow_empty_database)
     except (study_error, StoreError) as error:

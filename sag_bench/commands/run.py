@@ -1,5 +1,5 @@
-"""``sag-bench run SPEC.toml [--out DIR] [--resume] [--dry-run] [--executor inprocess|ray ...]``: generate + evaluate
-+ tables for one spec."""
+"""``sag-bench run SPEC [--set KEY=VALUE ...] [--device D] [--out DIR] [--resume] [--dry-run] [--export-spec F]
+[--executor inprocess|ray [--address A] [--workers N]]``: generate + evaluate + tables for one spec."""
 
 from __future__ import annotations
 
@@ -15,9 +15,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("run", help="generate + evaluate + tables for one experiment spec")
     parser.add_argument("spec", help="spec file, or a built-in spec name (tiny, table1, table2)")
     parser.add_argument("--out", help="run directory (default: results/<spec name>)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a spec value, e.g. data.dir=/data/musdb18 or systems.fastsag.options.steps=20 "
+                             "(repeatable; VALUE is read as TOML, else as a string)")
+    parser.add_argument("--device", help="device to run on (same as --set device=...), e.g. cuda, cuda:1, cpu")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run, skipping finished work")
     parser.add_argument("--dry-run", action="store_true",
                         help="list what would run and which weights and data are needed; fail on what is missing")
+    parser.add_argument("--export-spec", metavar="FILE",
+                        help="write the spec (with the --set overrides) to FILE to extend it, and run nothing")
     parser.add_argument("--executor", choices=["inprocess", "ray"],
                         help="where tasks run (default: the spec's executor table, else inprocess); never changes outputs")
     parser.add_argument("--address", help="with --executor ray: an existing Ray cluster (default: a local instance)")
@@ -30,7 +36,13 @@ def run(args: argparse.Namespace) -> int:
     from sag_bench.runner.spec import load_spec
     from sag_bench.runner.tasks import executor_for
 
-    spec = load_spec(args.spec)
+    overrides = args.overrides + ([f"device={args.device}"] if args.device else [])
+    spec = load_spec(args.spec, overrides)
+    if args.export_spec:
+        from sag_bench.runner.spec_overrides import export_spec
+
+        print(f"wrote {export_spec(spec, args.export_spec)} (paths relative to its folder)")
+        return 0
     executor = executor_for(spec, args.executor, args.address, args.workers)  # checks the options; starts nothing
     if args.dry_run:
         from sag_bench.runner.dryrun import plan

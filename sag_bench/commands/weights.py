@@ -142,6 +142,8 @@ def data_needs(spec) -> list[Need]:
 
 def spec_needs(spec) -> list[Need]:
     """Everything ``spec`` needs, each weight once with every user named."""
+    from sag_bench.evaluation.degradation import fixed_backbone, role_for
+
     found: dict[str, Need] = {}
 
     def add(needs: list[Need], user: str) -> None:
@@ -157,8 +159,9 @@ def spec_needs(spec) -> list[Need]:
             add([need], system.key)
         for backbone in system.backbones:
             add(backbone_needs(backbone), system.key)
-    if spec.protocol.degrade != "none":
-        add(backbone_needs(spec.protocol.degrade), "reference mixes")
+    for system in spec.systems:  # a fixed backbone path needs its weights; "vocoder"/"codec:N" use the system's own
+        if backbone := fixed_backbone(role_for(spec.protocol.degrade, system.name)):
+            add(backbone_needs(backbone), "reference mixes")
     if spec.data.name == "folder" or spec.data.build.get("vocals") == "separated":
         add(backbone_needs("htdemucs"), "building the dataset (Demucs separation)")
     for embedder in spec.evaluation.embedders:

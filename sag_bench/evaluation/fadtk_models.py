@@ -100,7 +100,7 @@ def _hf_missing(repo_ids: tuple[str, ...], what: str) -> str | None:
         return None
     from huggingface_hub.constants import HF_HUB_CACHE
 
-    fetch = "; ".join(f"huggingface-cli download {repo}" for repo in missing)
+    fetch = "; ".join(f"hf download {repo}" for repo in missing)
     return f"{what}: Hugging Face weights {', '.join(missing)} are not in {HF_HUB_CACHE} (fetch: {fetch})"
 
 

@@ -1,10 +1,14 @@
-"""The papers' reference protocol for FAD: what is mixed, with which gain, and what the reference went through.
+"""The FAD mixing protocol: how stems are levelled, what the reference went through, and which gains are applied.
 
-FastSAG (section 4, and its evaluation code): each evaluated mix is the input vocals plus ``0.9 x`` the generated
-accompaniment; the reference mix is the vocals plus the true accompaniment, the accompaniment optionally resynthesised
-through the same vocoder / codec as the system ("degraded reference"), so that FAD does not merely measure vocoder
-artefacts. The vocals are passed in as both sides use them (FastSAG: through the vocoder on both sides, which the
-caller applies once). Mixing goes through :func:`sag_bench.audio.mix` (float64 sums, rescaled instead of wrapping when it would clip).
+Rule (README, "Evaluation protocol"; source: FastSAG's ``sde_diffusion/generate.py`` and section 4.2 of the paper):
+
+* levels ``authors``: every stem - the reference vocals and accompaniment and every generated accompaniment - is
+  min-max rescaled to ``[-0.8, 0.8]`` first (an affine map, so it also moves DC); ``raw``: stems as they are.
+* each system has a *reference path* (:mod:`sag_bench.evaluation.degradation`): its own vocoder or codec, or none.
+  The levelled vocals and the levelled true accompaniment go through it ("degraded reference").
+* reference mix = path(vocals) + path(accompaniment), no gain; evaluated mix = path(vocals) + 0.9 x generated.
+
+Mixing goes through :func:`sag_bench.audio.mix` (float64 sums, rescaled instead of wrapping when it would clip).
 """
 
 from __future__ import annotations
@@ -13,10 +17,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
-from sag_bench.audio import MIX_GAIN, mix
+from sag_bench.audio import FEATURE_PEAK, MIX_GAIN, mix, rescale_for_features
 
 Degrade = Callable[[np.ndarray], np.ndarray]
+LEVELS = ("authors", "raw")
+REFERENCE_GAIN = 1.0  # the authors add the (vocoded) reference stems without a gain
 
 
 @dataclass(frozen=True)
@@ -24,6 +31,7 @@ class Mix:
     """A mono float32 mix and how it was made; ``np.asarray(mix)`` (and ``save_audio``) see the samples."""
 
     audio: np.ndarray
+    levels: str
     gain: float
     scale: float  # < 1.0 when the sum would have clipped and was rescaled (see sag_bench.audio.mix)
     degraded: bool
@@ -36,20 +44,41 @@ class Mix:
 
     def describe(self) -> dict[str, Any]:
         """What a run records about this mix."""
-        return {"gain": self.gain, "scale": self.scale, "degraded": self.degraded}
+        return {"levels": self.levels, "gain": self.gain, "scale": self.scale, "degraded": self.degraded}
 
 
-def eval_mix(vocals: np.ndarray, accompaniment: np.ndarray, gain: float = MIX_GAIN) -> Mix:
-    """The evaluated mix: ``vocals + gain x generated accompaniment`` (the shorter length)."""
-    audio, scale = mix(vocals, accompaniment, gain)
-    return Mix(audio, gain, scale, degraded=False)
+def check_levels(levels: str) -> str:
+    """``levels`` or a ValueError naming the known ones."""
+    if levels not in LEVELS:
+        raise ValueError(f"unknown levels {levels!r}; known: {', '.join(LEVELS)}")
+    return levels
 
 
-def reference_mix(vocals: np.ndarray, accompaniment: np.ndarray, gain: float = MIX_GAIN,
+def level(audio: np.ndarray, levels: str) -> np.ndarray:
+    """One stem levelled by the protocol: ``authors`` = min-max rescaled to [-0.8, 0.8]; ``raw`` = unchanged."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if check_levels(levels) == "raw" or not len(audio):
+        return audio
+    return rescale_for_features(torch.from_numpy(audio)[None], FEATURE_PEAK)[0].numpy()
+
+
+def through_path(stem: np.ndarray, levels: str, degrade: Degrade | None = None) -> np.ndarray:
+    """A reference stem (vocals or true accompaniment) as the mixes use it: levelled, then through the path."""
+    stem = level(stem, levels)
+    return np.asarray(degrade(stem), dtype=np.float32) if degrade is not None else stem
+
+
+def reference_mix(vocals: np.ndarray, accompaniment: np.ndarray, levels: str = "raw",
                   degrade: Degrade | None = None) -> Mix:
-    """The reference mix: ``vocals + gain x true accompaniment``, the accompaniment first passed through
-    ``degrade`` (the system's vocoder / codec resynthesis) when given, so both sides carry the same artefacts."""
-    if degrade is not None:
-        accompaniment = np.asarray(degrade(np.asarray(accompaniment, dtype=np.float32)), dtype=np.float32)
-    audio, scale = mix(vocals, accompaniment, gain)
-    return Mix(audio, gain, scale, degraded=degrade is not None)
+    """``vocals + path(level(accompaniment))`` without gain; ``vocals`` come from :func:`through_path`."""
+    accompaniment = through_path(accompaniment, levels, degrade)
+    audio, scale = mix(vocals, accompaniment, REFERENCE_GAIN)
+    return Mix(audio, levels, REFERENCE_GAIN, scale, degraded=degrade is not None)
+
+
+def eval_mix(vocals: np.ndarray, generated: np.ndarray, gain: float = MIX_GAIN, levels: str = "raw",
+             degraded: bool = False) -> Mix:
+    """``vocals + gain x level(generated)``; ``vocals`` come from :func:`through_path` (``degraded``: through a
+    path other than none), the generated accompaniment is never degraded."""
+    audio, scale = mix(vocals, level(generated, levels), gain)
+    return Mix(audio, levels, gain, scale, degraded=degraded)

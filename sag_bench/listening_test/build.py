@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from sag_bench.audio import SAMPLE_RATE, load_audio, mix
+from sag_bench.audio import MIX_GAIN, SAMPLE_RATE, load_audio
 from sag_bench.datasets.manifest import ClipDataset
+from sag_bench.evaluation.protocol import eval_mix, reference_mix, through_path
 from sag_bench.listening_test import stimuli
 from sag_bench.listening_test.loudness import matching_gains
 from sag_bench.listening_test.study import (AUDIO_DIR, DATABASE_FILE, STUDY_FILE, STUDY_FORMAT, StudyError,
@@ -24,8 +25,11 @@ from sag_bench.runs import REFERENCE, RunStore
 from sag_bench.store import write_json
 
 DEFAULT_PRESET = "fastsag_mos.toml"
-# FastSAG section 4.4: each rater judged 20 clips.
-DEFAULT_PER_RATER = 20
+# Study length: crowd-sourced listening tests keep a session near 15 minutes (longer ones lose attention and raters);
+# FastSAG section 4.4 had each rater judge 20 clips x every system, which `--per-rater` can still ask for.
+TARGET_MINUTES = 15.0
+ANSWER_SECONDS = 5.0      # per rating, after listening once: move the slider, go on
+OVERHEAD_SECONDS = 120.0  # consent, instructions, volume setting, headphone check
 HEADPHONE_TRIALS = ((0, 1), (2, 0), (1, 2), (0, 2), (1, 0), (2, 1))  # (soft, antiphase) positions
 HEADPHONE_TRIALS_USED = 3
 # Every audio file gets this modification time, so file dates say nothing about the order they were written in.
@@ -77,7 +81,8 @@ def _run_inputs(run_dir: Path, systems: list[str] | None) -> tuple[ClipDataset, 
     # The runner's reference mix is its own ground-truth mix, never a condition of the study.
     keys = [s.get("label") or s["name"] for s in manifest.spec.get("systems", [])] or sorted(
         {p.name for p in (*store.mixes_dir(REFERENCE).parent.glob("*"), *store.generated_dir(REFERENCE).parent.glob("*"))})
-    available = [k for k in keys if k != REFERENCE and (store.mixes_dir(k).is_dir() or store.generated_dir(k).is_dir())]
+    available = sorted(k for k in keys  # reference-<path>: the runner's per-path reference mixes, no system
+                       if not k.startswith(REFERENCE) and (store.mixes_dir(k).is_dir() or store.generated_dir(k).is_dir()))
     if systems and REFERENCE in systems:
         raise StudyError(f"{run_dir}: '{REFERENCE}' is the runner's ground-truth mix, not a system (the human "
                          "accompaniment is the system that produced generated/groundtruth)")
@@ -98,11 +103,34 @@ def _output_path(store: RunStore, system: str, clip: str) -> Path | None:
     return None
 
 
-def _system_mix(store: RunStore, system: str, clip: str, vocals: np.ndarray) -> np.ndarray:
-    """The run's mix for (system, clip), or vocals + 0.9 x the generated accompaniment when no mix was written."""
+@dataclass(frozen=True)
+class RunLevels:
+    """The run's recorded mixing rule (``[protocol]`` of its manifest; runs made before ``levels`` existed: raw)."""
+
+    levels: str = "raw"
+    gain: float = MIX_GAIN
+
+    @classmethod
+    def of(cls, store: RunStore) -> "RunLevels":
+        manifest = store.read_manifest()
+        protocol = manifest.spec.get("protocol", {}) if manifest is not None else {}
+        return cls(protocol.get("levels", "raw"), float(protocol.get("gain", MIX_GAIN)))
+
+    def generated(self, vocals: np.ndarray, accompaniment: np.ndarray) -> np.ndarray:
+        """A generated accompaniment mixed as the run's evaluation mixes (clean vocals)."""
+        return np.asarray(eval_mix(through_path(vocals, self.levels), accompaniment, self.gain, self.levels))
+
+    def human(self, vocals: np.ndarray, accompaniment: np.ndarray) -> np.ndarray:
+        """A human-composed accompaniment mixed as the run's (clean) reference mixes."""
+        return np.asarray(reference_mix(through_path(vocals, self.levels), accompaniment, self.levels))
+
+
+def _system_mix(store: RunStore, system: str, clip: str, vocals: np.ndarray, levels: RunLevels) -> np.ndarray:
+    """The run's mix for (system, clip), or - when the run wrote no mix - the generated accompaniment mixed with the
+    run's recorded levels and gain."""
     path = _output_path(store, system, clip)
     audio = load_audio(path, SAMPLE_RATE)
-    return audio if path == store.mix(system, clip) else mix(vocals, audio)[0]
+    return audio if path == store.mix(system, clip) else levels.generated(vocals, audio)
 
 
 def _opaque(secret: bytes, key: str) -> str:
@@ -138,9 +166,9 @@ def _gold_plan(preset: dict[str, Any], clips: list[str], rng: np.random.Generato
     return plan
 
 
-def _gold_audio(kind: str, vocals: np.ndarray, accompaniment: np.ndarray) -> np.ndarray:
+def _gold_audio(kind: str, vocals: np.ndarray, accompaniment: np.ndarray, levels: RunLevels) -> np.ndarray:
     backing = stimuli.broken_anchor(accompaniment) if kind == "anchor" else accompaniment
-    return mix(vocals, backing)[0]
+    return levels.human(vocals, backing)
 
 
 def _excerpt(audio: np.ndarray, part: int, parts: int) -> np.ndarray:
@@ -149,13 +177,29 @@ def _excerpt(audio: np.ndarray, part: int, parts: int) -> np.ndarray:
     return np.roll(audio, -(part * len(audio) // parts), axis=0)
 
 
+def session_minutes(ratings: int, gold: int, clip_seconds: float) -> float:
+    """Estimated length of one rater's session: every rating and gold item heard once and answered, plus the
+    fixed pages (consent, volume, headphone check)."""
+    return (OVERHEAD_SECONDS + (ratings + gold) * (clip_seconds + ANSWER_SECONDS)) / 60.0
+
+
+def clips_per_rater(ratings: int | None, systems: int, gold: int, clip_seconds: float) -> int:
+    """Clips per rater (each rated with every system) for ``ratings`` ratings per rater; None: as many as fit in
+    :data:`TARGET_MINUTES`. At least one clip."""
+    if ratings is None:
+        budget = TARGET_MINUTES * 60.0 - OVERHEAD_SECONDS
+        ratings = int(budget // (clip_seconds + ANSWER_SECONDS)) - gold
+    return max(1, ratings // systems)
+
+
 def build_study(run_dir: str | Path, out: str | Path, systems: list[str] | None = None, clips: int | None = None,
-                per_rater: int = DEFAULT_PER_RATER, seed: int = 0, preset_path: str | Path | None = None,
-                audio_format: str | None = None) -> Path:
+                per_rater: int | None = None, seed: int = 0, preset_path: str | Path | None = None,
+                audio_format: str | None = None, ratings: int | None = None) -> Path:
     """Build a study folder at ``out`` from the run at ``run_dir``; returns the path of ``study.json``.
 
     ``clips`` limits the study to a seeded random subset of the run's clips (all by default); each rater hears
-    ``per_rater`` clips with every system, plus the gold items of the preset. Gold items and the volume example
+    ``per_rater`` clips with every system (or as many clips as give ``ratings`` ratings; by default as many as fit
+    in about 15 minutes), plus the gold items of the preset; study.json records the estimated session length. Gold items and the volume example
     are made from clips that are not evaluated (see :func:`_spare_clips`), so no gold or example file equals, or
     sounds like, a rated stimulus. All stimuli are loudness-matched (BS.1770), encoded as ``audio_format`` (the
     preset's by default) under opaque names, written in a shuffled order and given one common modification time.
@@ -167,9 +211,12 @@ def build_study(run_dir: str | Path, out: str | Path, systems: list[str] | None 
     fmt = audio_format or preset["audio"]["format"]
     if fmt not in stimuli.FORMATS:
         raise StudyError(f"unknown audio format {fmt!r} (choose from {', '.join(stimuli.FORMATS)})")
-    if per_rater < 1:
-        raise StudyError(f"--per-rater must be at least 1 (got {per_rater})")
+    if per_rater is not None and per_rater < 1:
+        raise StudyError(f"per_rater must be at least 1 clip (got {per_rater})")
+    if ratings is not None and ratings < 1:
+        raise StudyError(f"--per-rater must be at least 1 rating (got {ratings})")
     dataset, systems, available = _run_inputs(run_dir, systems)
+    levels = RunLevels.of(RunStore(run_dir))  # every item is mixed by the run's own rule
     rng = np.random.default_rng(seed)
     if clips is not None:
         if not 1 <= clips <= len(available):
@@ -189,16 +236,16 @@ def build_study(run_dir: str | Path, out: str | Path, systems: list[str] | None 
         pair = dataset.load(records[clip])
         for system in systems:
             key = f"test/{system}/{clip}"
-            stimuli_list.append(Stimulus(key, _system_mix(RunStore(run_dir), system, clip, pair.vocals)))
+            stimuli_list.append(Stimulus(key, _system_mix(RunStore(run_dir), system, clip, pair.vocals, levels)))
             items.append({"key": key, "kind": "test", "system": system, "clip": clip})
     for clip in sorted({gold["clip"] for gold in gold_plan}):
         pair = dataset.load(records[clip])
         for number, gold in ((n, g) for n, g in enumerate(gold_plan) if g["clip"] == clip):
-            audio = _gold_audio(gold["kind"], pair.vocals, pair.accompaniment)
+            audio = _gold_audio(gold["kind"], pair.vocals, pair.accompaniment, levels)
             stimuli_list.append(Stimulus(gold["key"], _excerpt(audio, number, len(gold_plan) + 1)))
             items.append(gold)
     calibration = dataset.load(records[spare[-1]])
-    example = mix(calibration.vocals, calibration.accompaniment)[0]
+    example = levels.human(calibration.vocals, calibration.accompaniment)
     stimuli_list.append(Stimulus("calibration", _excerpt(example, len(gold_plan), len(gold_plan) + 1)))
 
     loudness = preset["loudness"]
@@ -217,6 +264,8 @@ def build_study(run_dir: str | Path, out: str | Path, systems: list[str] | None 
                                      preset["audio"]["bitrate"])
         os.utime(path, (AUDIO_MTIME, AUDIO_MTIME))
         names[key] = f"{AUDIO_DIR}/{path.name}"
+    clip_seconds = len(stimuli_list[0].audio) / SAMPLE_RATE
+    per_rater = min(per_rater or clips_per_rater(ratings, len(systems), len(gold_plan), clip_seconds), len(available))
     trials = [{"audio": names[f"headphone/{number}"], "answer": soft + 1}
               for number, (soft, _) in enumerate(headphone)]
 
@@ -228,7 +277,8 @@ def build_study(run_dir: str | Path, out: str | Path, systems: list[str] | None 
         study_items.append(entry)
     spec = {
         "format": STUDY_FORMAT, "study_id": _opaque(secret, "study"), "source_run": str(run_dir.resolve()),
-        "dataset": str(dataset.root.resolve()), "seed": seed, "per_rater": min(per_rater, len(available)),
+        "dataset": str(dataset.root.resolve()), "seed": seed, "per_rater": per_rater,
+        "estimated_minutes": round(session_minutes(per_rater * len(systems), len(gold_plan), clip_seconds)),
         "systems": systems, "clips": available, "gold_clips": spare, "audio_format": fmt,
         **{key: preset[key] for key in ("title", "question", "hint", "instructions", "consent")},
         "scale": {str(k): preset["scale"][str(k)] for k in range(5, 0, -1)},

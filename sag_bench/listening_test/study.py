@@ -148,6 +148,7 @@ class Study:
         keys = ("title", "question", "hint", "instructions", "consent", "scale", "calibration_audio",
                 "completion_url")
         info = {key: self.spec[key] for key in keys}
+        info["estimated_minutes"] = self.spec.get("estimated_minutes")
         info["headphone_check"] = [{"audio": t["audio"]} for t in self.spec["headphone_check"]["trials"]]
         info["study_id"] = self.spec["study_id"]
         return info

@@ -152,13 +152,16 @@ def fad_table(metrics: pd.DataFrame, systems: list[str]) -> str:
 
 
 def rtf_table(timings: pd.DataFrame, systems: list[str]) -> str:
-    """Real-time factor per system (mean, median, 95th percentile)."""
+    """Real-time factor per system and scope (end-to-end, model-only): mean, median, 95th percentile."""
     if timings.empty:
         return "<p>No timings.</p>"
-    by_system = timings.set_index("system")
-    rows = [[html.escape(s)] + [_fmt(by_system.loc[s, c]) for c in ("rtf_mean", "rtf_median", "rtf_p95")]
-            + [html.escape(str(by_system.loc[s, "device"]))] for s in systems if s in by_system.index]
-    return _html_table(["system", "RTF mean ↓", "median", "p95", "device"], rows, "rtf")
+    order = {system: index for index, system in enumerate(systems)}
+    records = sorted((r for r in timings.to_dict("records") if r["system"] in order),
+                     key=lambda r: (order[r["system"]], str(r.get("scope", ""))))
+    rows = [[html.escape(r["system"]), html.escape(str(r.get("scope", "")))]
+            + [_fmt(r[c]) for c in ("rtf_mean", "rtf_median", "rtf_p95")] + [html.escape(str(r["device"]))]
+            for r in records]
+    return _html_table(["system", "scope", "RTF mean ↓", "median", "p95", "device"], rows, "rtf")
 
 
 def coherence_table(coherence: pd.DataFrame, systems: list[str]) -> str:

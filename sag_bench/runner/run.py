@@ -14,8 +14,9 @@ import torch
 
 from sag_bench import registry
 from sag_bench.datasets.manifest import DATASET_MANIFEST, ClipDataset, ClipRecord, DatasetError
+from sag_bench.evaluation.degradation import NONE, resolve
 from sag_bench.executors import Executor
-from sag_bench.runner import scoring, tasks
+from sag_bench.runner import mixing, scoring, tasks
 from sag_bench.runner.spec import Spec, SpecError
 from sag_bench.runs import RunManifest, RunStore
 
@@ -63,6 +64,8 @@ def check_resumable(store: RunStore, spec: Spec, records: list[ClipRecord], resu
         raise SpecError(f"{store.root}: a run already exists here; pass --resume to continue it or choose --out")
     if previous.clips != [record.id for record in records] or previous.spec.get("seed") != spec.seed:
         raise SpecError(f"{store.root}: the existing run used other clips or another seed; resume it with its own spec")
+    if previous.spec.get("protocol", spec.to_dict()["protocol"]) != spec.to_dict()["protocol"]:
+        raise SpecError(f"{store.root}: the existing run was mixed with another [protocol]; resume it with its own spec")
 
 
 def run_experiment(spec: Spec, out: str | Path, resume: bool = False, executor: Executor | None = None) -> RunResult:
@@ -97,11 +100,19 @@ def _run(spec: Spec, out: str | Path, resume: bool, executor: Executor) -> RunRe
     tasks.run_generation(executor, spec, store, dataset, records)
     done = [s.key for s in spec.systems if store.status(s.key).get("state") == "done"]
     tasks.run_rtf(executor, spec, clips, done)
+    for system_spec in spec.systems:
+        if system_spec.key in done:  # mixes in the driver; a system is built only when its path needs its vocoder
+            try:
+                mixing.write_system_mixes(clips, system_spec, None, spec.protocol, spec.device)
+            except Exception as error:  # no mixes, no scores: reported like a failed generation
+                store.write_status(system_spec.key, state="failed", error=f"mixing: {type(error).__name__}: {error}")
+    mixing.write_path_mixes(clips, resolve(NONE), spec.protocol)  # the clean reference, always (report page)
 
     status = {s.key: store.status(s.key) for s in spec.systems}
+    done = [key for key, state in status.items() if state.get("state") == "done"]
     manifest.systems = {key: state.get("system", {}) for key, state in status.items()}
+    manifest.mixing = {key: state["mixing"] for key, state in status.items() if "mixing" in state}
     store.write_manifest(manifest, device=spec.device)
-    scoring.write_mixes(clips, done, spec.protocol, spec.device)
     tasks.run_embedding(executor, spec, clips, done)
     metrics = scoring.score_fad(clips, done, spec.evaluation, spec.seed, spec.device)
     coherence = scoring.score_coherence(clips, done) if spec.evaluation.coherence else pd.DataFrame()

@@ -1,4 +1,4 @@
-"""Evaluation stage of a run: mixes, real-time factor, FAD per embedder, coherence. Every result is a file, so a
+"""Evaluation stage of a run: real-time factor, FAD per embedder, coherence (mixes: :mod:`sag_bench.runner.mixing`). Every result is a file, so a
 resumed run skips what is done; embeddings are cached by content hash, so regenerated audio is never scored stale.
 """
 
@@ -6,19 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm import tqdm
 
-from sag_bench import registry
-from sag_bench.audio import load_audio, mel_spectrogram, save_audio
-from sag_bench.backbones.base import Codec, Vocoder
+from sag_bench.audio import load_audio
 from sag_bench.datasets.manifest import ClipDataset, ClipRecord
-from sag_bench.runner.spec import EvaluationSpec, ProtocolSpec, RTFSpec
-from sag_bench.runs import REFERENCE, RunStore
+from sag_bench.runner.spec import EvaluationSpec, RTFSpec
+from sag_bench.runs import RunStore
 from sag_bench.store import atomic_write_text, read_json, write_json
 from sag_bench.systems.base import System
 
@@ -32,64 +28,31 @@ class Clips:
     records: list[ClipRecord]
 
 
-def degrader(name: str, device: str) -> Callable[[np.ndarray], np.ndarray] | None:
-    """The "degraded reference" transform: resynthesis through a vocoder or codec backbone, or None for "none"."""
-    if name == "none":
-        return None
-    backbone = registry.build("backbones", name).to(device)
-
-    def resynthesise(audio: np.ndarray) -> np.ndarray:
-        wav = torch.from_numpy(audio)[None].to(device)
-        with torch.inference_mode():
-            if isinstance(backbone, Vocoder):
-                out = backbone.decode(mel_spectrogram(wav))
-            elif isinstance(backbone, Codec):
-                out = backbone.decode(backbone.encode(wav))
-            else:
-                raise TypeError(f"backbone {name!r} is neither a vocoder nor a codec; it cannot degrade a reference")
-        out = out[0].float().cpu().numpy()[: len(audio)]
-        return np.pad(out, (0, len(audio) - len(out)))
-
-    return resynthesise
-
-
-def write_mixes(clips: Clips, keys: list[str], protocol: ProtocolSpec, device: str) -> None:
-    """Reference mixes and each system's eval mixes (protocol of the papers), skipping those already written.
-
-    Each clip is decoded (and its vocals degraded) once, then mixed for every system that still lacks its mix.
-    """
-    from sag_bench.evaluation.protocol import eval_mix, reference_mix
-
-    store, dataset = clips.store, clips.dataset
-    missing = {record.id: [key for key in [REFERENCE, *keys] if not store.mix(key, record.id).is_file()]
-               for record in clips.records}
-    todo = [record for record in clips.records if missing[record.id]]
-    if not todo:
-        return
-    degrade = degrader(protocol.degrade, device)
-    for record in tqdm(todo, desc="mixes", unit="clip"):
-        pair = dataset.load(record)
-        vocals = degrade(pair.vocals) if degrade else pair.vocals
-        for key in missing[record.id]:
-            if key == REFERENCE:
-                mixed = reference_mix(vocals, pair.accompaniment, gain=protocol.gain, degrade=degrade)
-            else:
-                generated = load_audio(store.generated(key, record.id), dataset.sample_rate)
-                mixed = eval_mix(vocals, generated, gain=protocol.gain)
-            save_audio(store.mix(key, record.id), mixed, dataset.sample_rate)
-
-
 def measure_system_rtf(clips: Clips, key: str, system: System, rtf: RTFSpec, seed: int, device: str) -> None:
-    """Real-time factor of a loaded system on the first ``rtf.clips`` clips, saved in the run store."""
-    from sag_bench.evaluation.rtf import measure_rtf
+    """End-to-end and model-only RTF of a loaded system on the first ``rtf.clips`` clips, saved in the run store
+    with the network calls per clip where the system reports them (``network_calls(samples)``)."""
+    from sag_bench.evaluation.rtf import END_TO_END, MODEL_ONLY, measure_end_to_end_rtf, measure_rtf
 
-    path = clips.store.rtf_path(key)
-    if rtf.clips <= 0 or path.is_file():
+    store, timed = clips.store, clips.records[: rtf.clips]
+    if not timed:
         return
-    timed = clips.records[: rtf.clips]
-    result = measure_rtf(system, [clips.dataset.load_vocals(record) for record in timed], warmup=rtf.warmup,
-                         batch_size=rtf.batch_size, seed=seed, device=device, clip_ids=[record.id for record in timed])
-    write_json(path, result.to_dict())
+    ids = [record.id for record in timed]
+    vocals = {record.id: clips.dataset.load_vocals(record) for record in timed}
+    counter = getattr(system, "network_calls", None)
+    calls = counter(len(vocals[ids[0]])) if callable(counter) else None
+    measures = {
+        MODEL_ONLY: lambda: measure_rtf(system, list(vocals.values()), warmup=rtf.warmup, batch_size=rtf.batch_size,
+                                        seed=seed, device=device, clip_ids=ids),
+        END_TO_END: lambda: measure_end_to_end_rtf(system, [record.vocals for record in timed],
+                                                   store.rtf_outputs_dir(key), warmup=rtf.warmup,
+                                                   seed=seed, device=device, clip_ids=ids),
+    }
+    for scope, measure in measures.items():
+        path = store.rtf_path(key, scope)
+        if not path.is_file():
+            result = measure()
+            result.network_calls = calls
+            write_json(path, result.to_dict())
 
 
 def score_fad(clips: Clips, keys: list[str], evaluation: EvaluationSpec, seed: int, device: str) -> pd.DataFrame:
@@ -101,10 +64,10 @@ def score_fad(clips: Clips, keys: list[str], evaluation: EvaluationSpec, seed: i
     rows = []
     for embedder_name in evaluation.embedders:
         embedder = None
-        reference = [store.mix(REFERENCE, record.id) for record in clips.records]
         for key in tqdm(keys, desc=f"FAD {embedder_name}", unit="system"):
             path = store.fad_path(embedder_name, key)
             if not path.is_file():
+                reference = [store.reference_mix(key, record.id) for record in clips.records]  # its own path
                 embedder = embedder or load_embedder(embedder_name, device=device)
                 result = score(reference, [store.mix(key, record.id) for record in clips.records], embedder,
                                cache_dir=store.cache_dir, inf=evaluation.inf, bootstrap=evaluation.bootstrap,
@@ -143,15 +106,18 @@ def score_coherence(clips: Clips, keys: list[str]) -> pd.DataFrame:
 
 
 def collect_rtf(store: RunStore, keys: list[str]) -> pd.DataFrame:
-    """One row per system with RTF statistics and per-stage RTF columns (``stage:<name>``)."""
+    """One row per (system, scope) with RTF statistics and per-stage RTF columns (``stage:<name>``)."""
+    from sag_bench.evaluation.rtf import SCOPES
+
     rows = []
     for key in keys:
-        path = store.rtf_path(key)
-        if path.is_file():
-            data = read_json(path)
-            stages = {f"stage:{name}": value for name, value in data.get("stage_rtf", {}).items()}
-            scalars = {k: v for k, v in data.items() if not isinstance(v, (dict, list))}
-            rows.append({**scalars, "system": key, **stages})  # the run's key, not the class's own name
+        for scope in SCOPES:
+            path = store.rtf_path(key, scope)
+            if path.is_file():
+                data = read_json(path)
+                stages = {f"stage:{name}": value for name, value in data.get("stage_rtf", {}).items()}
+                scalars = {k: v for k, v in data.items() if not isinstance(v, (dict, list))}
+                rows.append({**scalars, "system": key, "scope": scope, **stages})  # the run's key, not the class's
     return pd.DataFrame(rows)
 
 

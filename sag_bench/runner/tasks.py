@@ -37,7 +37,7 @@ from sag_bench.executors import Executor, Resources, Task, create
 from sag_bench.runner import scoring
 from sag_bench.runner.generation import batches, build_system, generate_batch
 from sag_bench.runner.spec import Spec, SystemSpec
-from sag_bench.runs import REFERENCE, RunStore
+from sag_bench.runs import RunStore
 from sag_bench.systems.base import System
 
 # Mix files per embedding task: large enough to amortise a task's overhead, small enough to spread over workers.
@@ -155,7 +155,8 @@ def embedding_tasks(spec: Spec, clips: scoring.Clips, keys: list[str]) -> list[T
         unscored = [key for key in keys if not store.fad_path(embedder, key).is_file()]
         if not unscored:
             continue
-        files = [store.mix(key, record.id) for key in [REFERENCE, *unscored] for record in clips.records]
+        files = list(dict.fromkeys(path for key in unscored for record in clips.records
+                                   for path in (store.reference_mix(key, record.id), store.mix(key, record.id))))
         tasks += [Task(f"embed/{embedder}/{start}", embed_mixes,
                        (embedder, spec.device, store.cache_dir, files[start : start + EMBED_FILES_PER_TASK],
                         spec.evaluation.batch_size), resources)
@@ -183,7 +184,7 @@ def describe_tasks(spec: Spec, clip_count: int | None) -> list[str]:
              f"<= {spec.batch_size} clips, each {need}" for system in spec.systems]
     if spec.rtf.clips > 0:
         lines.append(f"task rtf: 1 task timing {len(spec.systems)} systems one after another on one worker, {need}")
-    files = None if clip_count is None else clip_count * (len(spec.systems) + 1)
+    files = None if clip_count is None else clip_count * 2 * len(spec.systems)  # at most: mixes + their references
     lines += [f"task embed/{embedder}: {count(files, EMBED_FILES_PER_TASK)} task(s) of <= {EMBED_FILES_PER_TASK} "
               f"mix files, each {need}" for embedder in spec.evaluation.embedders]
     return lines

@@ -24,6 +24,9 @@ class System(ABC):
 
     name: ClassVar[str] = "system"
     sample_rate: ClassVar[int] = SAMPLE_RATE
+    # Options taken through ``**options`` rather than as named keyword parameters (a spec's options are checked
+    # against the constructors' named parameters plus these, before a run starts).
+    extra_options: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, checkpoint: str | Path | None = None, **options: Any) -> None:
         self.checkpoint = Path(checkpoint) if checkpoint else None

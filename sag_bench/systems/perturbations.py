@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from sag_bench.datasets.manifest import ClipRecord
-from sag_bench.registry import Entry
+from sag_bench.systems.catalog import PERTURBATIONS  # noqa: F401  (re-exported: the entries of these systems)
 from sag_bench.seeding import derive_seed
 from sag_bench.systems.base import System
 from sag_bench.systems.context import DatasetContext, require_clip_ids, stack
@@ -205,27 +205,3 @@ class ShapedNoise(Perturbation):
         white = np.fft.rfft(rng.standard_normal(len(truth)))
         envelope = np.interp(np.linspace(0, 1, len(white)), np.linspace(0, 1, len(spectrum)), spectrum)
         return match_level(np.fft.irfft(white * envelope, n=len(truth)), truth)
-
-
-_MODULE = "sag_bench.systems.perturbations"
-PERTURBATIONS: list[Entry] = [
-    Entry("perturb-transposed-1", "Perturbation: ground truth transposed up a semitone (breaks harmony)",
-          f"{_MODULE}:Transposed", {"semitones": 1.0}),
-    Entry("perturb-transposed-6", "Perturbation: ground truth transposed up a tritone (breaks harmony)",
-          f"{_MODULE}:Transposed", {"semitones": 6.0}),
-    Entry("perturb-shifted-half-beat", "Perturbation: ground truth delayed half a beat (breaks alignment)",
-          f"{_MODULE}:TimeShifted", {"beats": 0.5}),
-    Entry("perturb-shifted-beat", "Perturbation: ground truth delayed one beat (breaks alignment)",
-          f"{_MODULE}:TimeShifted", {"beats": 1.0}),
-    Entry("perturb-other-clip", "Perturbation: ground truth of another clip of the same song (breaks the moment)",
-          f"{_MODULE}:OtherClipSameSong"),
-    Entry("perturb-other-song", "Perturbation: ground truth of another song of the same split (RandSong)",
-          "sag_bench.systems.randsong:RandSong", {"pool_split": "test"}),
-    Entry("perturb-static-chord", "Perturbation: the key's tonic triad held for the whole clip (no harmonic motion)",
-          f"{_MODULE}:StaticChord"),
-    Entry("perturb-copied-vocals", "Perturbation: the input vocals copied 12 dB quieter (copying, not accompanying)",
-          f"{_MODULE}:CopiedVocals", {"gain_db": -12.0}),
-    Entry("perturb-silence", "Perturbation: silence (no accompaniment)", f"{_MODULE}:Silence"),
-    Entry("perturb-shaped-noise", "Perturbation: noise with the ground truth's spectrum and level (no pitch, no rhythm)",
-          f"{_MODULE}:ShapedNoise"),
-]

@@ -112,6 +112,10 @@ function renderWelcome() {
     p.textContent = paragraph;
     $("instructions").appendChild(p);
   }
+  if (study.estimated_minutes) {
+    $("duration").textContent = `The test takes about ${study.estimated_minutes} minutes.`;
+    $("duration").hidden = false;
+  }
   $("consent-text").textContent = study.consent;
   $("consent").onchange = () => { $("start").disabled = !$("consent").checked; };
   $("start").onclick = startSession;

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from sag_bench.modules import edm
+from sag_bench.modules import edm, solvers
 from sag_bench.modules.perceiver import PerceiverIO
 from sag_bench.modules.unet import UNet2d
 from sag_bench.modules.wavenet import WaveNet
@@ -137,7 +137,7 @@ class FastSAGModel(nn.Module):
                noise: torch.Tensor, schedule: str = "karras") -> torch.Tensor:
         """Run the EDM sampler from the prior and standard-normal ``noise`` (both ``[B, n_mels, padded]``) and crop
         the padding: accompaniment mel ``[B, n_mels, frames]`` in the model's mel scale."""
-        mels = edm.sample(self.denoiser, mu, mask, steps, sampler, noise=noise, schedule=schedule)
+        mels = solvers.sample(self.denoiser, mu, mask, steps, sampler, noise, schedule=schedule)
         return mels[..., : self.mel_frames]
 
 

@@ -10,7 +10,7 @@ import torch
 from sag_bench import registry
 from sag_bench.audio import SAMPLE_RATE
 from sag_bench.errors import UserError
-from sag_bench.modules import edm
+from sag_bench.modules import solvers
 from sag_bench.systems.base import System
 from sag_bench.systems.fastsag import checkpoint as ckpt
 from sag_bench.systems.fastsag.config import FastSAGConfig, Variant, load_preset
@@ -48,6 +48,9 @@ class FastSAGSystem(System):
             if config.variant != variant:
                 raise UserError(f"config is for {config.variant.name}, not {variant.name}")
         self.config = config.with_inference(steps=steps, sampler=sampler, batch_size=batch_size)
+        if self.config.inference.sampler not in solvers.SAMPLERS:
+            raise UserError(f"{self.name}: sampler must be one of {', '.join(solvers.SAMPLERS)}, "
+                            f"not {self.config.inference.sampler!r}")
         self._semantic_options = {**self.config.semantic_options, **(semantic_options or {})}
         self._vocoder_options = {**self.config.vocoder_options, **(vocoder_options or {})}
         self._requested_device = device
@@ -93,11 +96,11 @@ class FastSAGSystem(System):
 
     def network_calls(self, samples: int | None = None) -> int:
         """Denoiser evaluations for one clip of ``samples`` at 24 kHz (default: one model window): sampler calls per
-        window (``edm.network_calls``; the paper preset's 50 Euler steps make 51) times the windows the clip needs."""
+        window (``solvers.network_calls``; the paper preset's 50 Euler steps make 51) times the windows the clip needs."""
         inference, window = self.config.inference, self.config.model.window_samples
         overlap = int(inference.window_overlap_seconds * self.sample_rate)
         windows = len(window_starts(samples or window, window, overlap))
-        return windows * edm.network_calls(inference.steps, inference.sampler, inference.schedule)
+        return windows * solvers.network_calls(inference.steps, inference.sampler, inference.schedule)
 
     def describe(self) -> dict[str, Any]:
         """Name, checkpoint, variant, preset, inference settings, backbone implementations, parameter counts."""
@@ -107,6 +110,7 @@ class FastSAGSystem(System):
                 "checkpoint_left_out": self._loaded.left_out if self._loaded is not None else {},
                 "steps": self.config.inference.steps, "sampler": self.config.inference.sampler,
                 "schedule": self.config.inference.schedule, "network_calls_per_window": self.network_calls(),
+                "dtype": "float32", "compiled": False,
                 "semantic_encoder": self.config.semantic_encoder if self.config.variant.uses_semantic else None,
                 "vocoder": self.config.vocoder}
         if self.model is not None:

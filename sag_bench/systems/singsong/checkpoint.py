@@ -21,15 +21,21 @@ from sag_bench.training import load_checkpoint, save_checkpoint
 CONFIG_FILE = "config.json"
 
 
-def window_frames(config: SingSongConfig, tokenizer: SingSongTokenizer) -> int:
-    """Codec frames per stage window (750 for the paper's 10 s)."""
-    return round(config.window_seconds * tokenizer.codec.frame_rate)
+def window_frames(config: SingSongConfig, tokenizer: SingSongTokenizer, stage: str) -> int:
+    """Codec frames per window of ``stage`` (paper: 750 / 300 / 150 for 10 / 4 / 2 s)."""
+    seconds = config.stage(stage).window_seconds or config.window_seconds
+    return round(seconds * tokenizer.codec.frame_rate)
+
+
+def hop_frames(config: SingSongConfig, tokenizer: SingSongTokenizer, stage: str) -> int:
+    """Codec frames between the starts of consecutive generated windows of ``stage``."""
+    return max(1, round(config.stage(stage).window_hop * window_frames(config, tokenizer, stage)))
 
 
 def build_stage(config: SingSongConfig, tokenizer: SingSongTokenizer, stage: str) -> StageLM:
-    """A freshly initialised stage sized for ``tokenizer``'s vocabularies and the config's window."""
-    layout = stage_layout(stage, tokenizer.semantic_vocab, tokenizer.codebook_size)
-    return StageLM(layout, config.stage(stage), window_frames(config, tokenizer))
+    """A freshly initialised stage sized for ``tokenizer``'s vocabularies and the stage's window."""
+    layout = stage_layout(stage, tokenizer.semantic_vocab, tokenizer.codebook_size, config.coarse_condition)
+    return StageLM(layout, config.stage(stage), window_frames(config, tokenizer, stage))
 
 
 def save_config(directory: str | Path, config: SingSongConfig) -> Path:

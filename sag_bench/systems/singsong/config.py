@@ -25,6 +25,10 @@ BETAS = (0.9, 0.99)
 WEIGHT_DECAY = 0.01
 GRAD_CLIP = 0.5
 
+# What the coarse stage is conditioned on: the accompaniment's semantic tokens (FastSAG's re-implementation, the
+# default) or those and the vocals' semantic tokens (SingSong section 3: P(Coarse(y) | Sem(y), Feats(x))).
+COARSE_CONDITIONS = ("semantic", "semantic+vocal")
+
 # open-musiclm sampling: top-k keeps 10 % of the logits of the current codebook.
 TOP_K_FRACTION = 0.1
 
@@ -47,6 +51,15 @@ class StageConfig:
     batch_size: int = 8
     steps: int = 1000
     checkpoint_every: int = 100
+    # The stage's window (None: the config's window_seconds) and the step between generated windows as a fraction
+    # of it; below 1 each window is prompted with its predecessors' generated frames (open-musiclm: 10 / 4 / 2 s
+    # windows slid by 50 / 50 / 100 %).
+    window_seconds: float | None = None
+    window_hop: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.window_hop <= 1:
+            raise UserError(f"SingSong window_hop must be in (0, 1], not {self.window_hop}")
 
 
 
@@ -65,6 +78,12 @@ class SingSongConfig:
     window_seconds: float
     noise_sigma: float
     stages: dict[str, StageConfig] = field(default_factory=dict)
+    coarse_condition: str = "semantic"  # one of COARSE_CONDITIONS
+
+    def __post_init__(self) -> None:
+        if self.coarse_condition not in COARSE_CONDITIONS:
+            raise UserError(f"SingSong coarse_condition must be one of {', '.join(COARSE_CONDITIONS)}, "
+                            f"not {self.coarse_condition!r}")
 
     def stage(self, name: str) -> StageConfig:
         """The settings of stage ``name`` (one of :data:`STAGES`)."""

@@ -1,6 +1,9 @@
 """Autoregressive sampling of one stage: per-position vocabulary ranges, top-k, temperature, optional KV cache.
 
 x-transformers' own ``generate`` cannot restrict each step to one codebook's range, so the loop is written here.
+With the KV cache each step feeds one token to :class:`~sag_bench.systems.singsong.decoding.KVCacheDecoder`;
+without it every step recomputes the whole sequence with the network's ordinary forward (the baseline the cache's
+speed-up is measured against; both give the same logits up to float rounding).
 """
 
 from __future__ import annotations
@@ -11,38 +14,18 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-
-class IncrementalDecoder:
-    """Next-token logits of a ``TransformerWrapper`` for a growing sequence, with or without a KV cache.
-
-    With ``cache_kv`` each call feeds only the tokens added since the previous call (x-transformers keeps the
-    keys/values of the rest); without it, every call recomputes the whole sequence.
-    """
-
-    def __init__(self, net: nn.Module, cache_kv: bool = True) -> None:
-        self.net = net
-        self.cache_kv = cache_kv
-        self.cache = None
-
-    def next_logits(self, seq: torch.Tensor) -> torch.Tensor:
-        """Logits ``[B, V]`` for the token following ``seq`` ``[B, L]`` (float32)."""
-        if self.cache_kv:
-            logits, self.cache = self.net(seq, return_intermediates=True, cache=self.cache)
-        else:
-            logits = self.net(seq)
-        return logits[:, -1].float()
+from sag_bench.systems.singsong.decoding import KVCacheDecoder
 
 
-def sample_in_range(logits: torch.Tensor, lo: int, hi: int, temperature: float, top_k_fraction: float,
+def sample_in_range(scores: torch.Tensor, lo: int, temperature: float, top_k_fraction: float,
                     generator: torch.Generator | None) -> torch.Tensor:
-    """Sample token ids ``[B]`` in ``[lo, hi)`` from ``logits`` ``[B, V]``: slice the range, top-k, temperature.
+    """Sample token ids ``[B]`` from ``scores`` ``[B, n]``, the logits of vocabulary entries ``[lo, lo + n)``.
 
-    ``temperature <= 0`` means greedy. Top-k keeps ``ceil(top_k_fraction * (hi - lo))`` logits (at least one).
+    ``temperature <= 0`` means greedy. Top-k keeps ``ceil(top_k_fraction * n)`` logits (at least one).
     """
-    scores = logits[:, lo:hi]
     if temperature <= 0:
         return scores.argmax(dim=-1) + lo
-    k = max(1, math.ceil(top_k_fraction * (hi - lo)))
+    k = max(1, math.ceil(top_k_fraction * scores.shape[1]))
     values, indices = scores.topk(k, dim=-1)
     probs = torch.softmax(values / temperature, dim=-1)
     choice = torch.multinomial(probs, 1, generator=generator).squeeze(1)
@@ -58,10 +41,17 @@ def sample_tokens(net: nn.Module, prefix: torch.Tensor, ranges: torch.Tensor, te
     Returns only the new tokens ``[B, len(ranges)]``. Deterministic given ``generator``'s state. A progress bar
     (``desc``) shows on a terminal only.
     """
-    decoder = IncrementalDecoder(net, cache_kv=cache_kv)
-    seq = prefix
-    bounds = ranges.tolist()
-    for lo, hi in tqdm(bounds, desc=desc, unit="token", leave=False, disable=None):
-        token = sample_in_range(decoder.next_logits(seq), lo, hi, temperature, top_k_fraction, generator)
-        seq = torch.cat([seq, token[:, None]], dim=1)
-    return seq[:, prefix.shape[1]:]
+    batch, start = prefix.shape
+    seq = torch.cat([prefix, prefix.new_zeros(batch, len(ranges))], dim=1)
+    decoder = KVCacheDecoder(net, batch, seq.shape[1]) if cache_kv else None
+    hidden = decoder.feed(prefix) if decoder is not None else None
+    for step, (lo, hi) in enumerate(tqdm(ranges.tolist(), desc=desc, unit="token", leave=False, disable=None)):
+        end = start + step
+        if decoder is None:
+            scores = net(seq[:, :end])[:, -1, lo:hi].float()
+        else:
+            if step:
+                hidden = decoder.feed(seq[:, end - 1:end])
+            scores = decoder.logits(hidden, lo, hi)
+        seq[:, end] = sample_in_range(scores, lo, temperature, top_k_fraction, generator)
+    return seq[:, start:]

@@ -14,20 +14,35 @@ from x_transformers import Decoder, TransformerWrapper
 from sag_bench.systems.singsong.config import N_COARSE, N_FINE, StageConfig
 from sag_bench.systems.singsong.layout import StageLayout, Stream
 from sag_bench.systems.singsong.sampling import sample_tokens
+from sag_bench.systems.singsong.windows import split_windows, stitch_windows, window_starts
 
 IGNORE_INDEX = -100
 
 
-def stage_layout(stage: str, semantic_vocab: int, codebook_size: int) -> StageLayout:
-    """The token layout of ``stage`` for a semantic vocabulary and codec codebook size."""
+def stage_layout(stage: str, semantic_vocab: int, codebook_size: int,
+                 coarse_condition: str = "semantic") -> StageLayout:
+    """The token layout of ``stage`` for a semantic vocabulary and codec codebook size.
+
+    ``coarse_condition="semantic+vocal"``: the coarse stage's condition has two semantic codebooks per frame, the
+    accompaniment's then the vocals' (see :func:`stage_condition`), each in its own vocabulary range.
+    """
     vocal = Stream("vocal-semantic", 1, semantic_vocab)
     semantic = Stream("semantic", 1, semantic_vocab)
     coarse = Stream("coarse", N_COARSE, codebook_size)
     fine = Stream("fine", N_FINE, codebook_size)
-    layouts = {"semantic": (vocal, semantic), "coarse": (semantic, coarse), "fine": (coarse, fine)}
+    coarse_input = Stream("semantic+vocal", 2, semantic_vocab) if coarse_condition == "semantic+vocal" else semantic
+    layouts = {"semantic": (vocal, semantic), "coarse": (coarse_input, coarse), "fine": (coarse, fine)}
     if stage not in layouts:
         raise ValueError(f"unknown SingSong stage {stage!r}; stages are {', '.join(layouts)}")
     return StageLayout(*layouts[stage])
+
+
+def stage_condition(layout: StageLayout, previous: torch.Tensor, vocal: torch.Tensor) -> torch.Tensor:
+    """The condition codes of a stage: the previous stage's codes ``[B, Q, F]``, with the vocal semantic ids
+    ``[B, 1, F]`` appended as a second codebook when the layout asks for both (coarse ``semantic+vocal``)."""
+    if layout.condition.name == "semantic+vocal":
+        return torch.cat([previous, vocal.to(previous.dtype)], dim=1)
+    return previous
 
 
 class StageLM(nn.Module):
@@ -64,14 +79,44 @@ class StageLM(nn.Module):
         return self.loss(condition, target)
 
     def generate(self, condition: torch.Tensor, generator: torch.Generator | None = None,
-                 cache_kv: bool = True, temperature: float | None = None) -> torch.Tensor:
-        """Target codes ``[B, Qt, F]`` sampled for condition codes ``[B, Qc, F]`` (same frame count ``F``)."""
+                 cache_kv: bool = True, temperature: float | None = None,
+                 prompt: torch.Tensor | None = None) -> torch.Tensor:
+        """Target codes for condition codes ``[B, Qc, F]``: ``[B, Qt, F - P]``, the frames after ``prompt``.
+
+        ``prompt`` ``[B, Qt, P]``: target codes of the window's first ``P`` frames, already generated (by the
+        previous window); the sequence continues after them. Without a prompt all ``F`` frames are sampled.
+        """
         frames = condition.shape[-1]
         if frames > self.max_frames:
             raise ValueError(f"{frames} frames exceed this stage's window of {self.max_frames}")
+        prefix = self.layout.condition_tokens(condition)
         ranges = self.layout.target_ranges(frames)
+        if prompt is not None:
+            prefix = torch.cat([prefix, self.layout.target_tokens(prompt)], dim=1)
+            ranges = ranges[prompt.shape[-1] * self.layout.target.n_codebooks:]
         temp = self.config.temperature if temperature is None else temperature
-        tokens = sample_tokens(self.net, self.layout.condition_tokens(condition), ranges, temp,
-                               self.config.top_k_fraction, generator=generator, cache_kv=cache_kv,
-                               desc=f"{self.layout.target.name} stage")
+        tokens = sample_tokens(self.net, prefix, ranges, temp, self.config.top_k_fraction, generator=generator,
+                               cache_kv=cache_kv, desc=f"{self.layout.target.name} stage")
         return self.layout.target_codes(tokens)
+
+    def generate_windows(self, condition: torch.Tensor, hop: int, generator: torch.Generator | None = None,
+                         cache_kv: bool = True, temperature: float | None = None) -> torch.Tensor:
+        """Target codes ``[B, Qt, F]`` for condition codes ``[B, Qc, F]`` of any length, in windows of
+        ``max_frames`` whose starts are ``hop`` frames apart (the last one ends at ``F``).
+
+        ``hop == max_frames``: independent windows, generated as one batch (each frame from the first window
+        covering it). A smaller hop slides: window ``k`` is prompted with the frames it shares with the windows
+        before it (their generated codes) and samples only the rest, so every frame is sampled exactly once.
+        """
+        frames, window = condition.shape[-1], self.max_frames
+        starts = window_starts(frames, window, hop)
+        if hop >= window:
+            pieces = self.generate(split_windows(condition, starts, window), generator, cache_kv, temperature)
+            return stitch_windows(pieces, starts, frames)
+        generated = None
+        for start in starts:
+            end = min(start + window, frames)
+            prompt = None if generated is None else generated[..., start:]
+            new = self.generate(condition[..., start:end], generator, cache_kv, temperature, prompt=prompt)
+            generated = new if generated is None else torch.cat([generated, new], dim=-1)
+        return generated

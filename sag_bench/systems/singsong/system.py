@@ -10,12 +10,13 @@ from typing import Any, Sequence
 
 import torch
 
+from sag_bench.backbones.base import Codec
 from sag_bench.errors import UserError
 from sag_bench.systems.base import System
-from sag_bench.systems.singsong.checkpoint import SingSongBundle, load_bundle, window_frames
+from sag_bench.systems.singsong.checkpoint import SingSongBundle, hop_frames, load_bundle
 from sag_bench.systems.singsong.config import STAGES
+from sag_bench.systems.singsong.stages import stage_condition
 from sag_bench.systems.singsong.tokenizer import add_noise
-from sag_bench.systems.singsong.windows import split_windows, stitch_windows, window_starts
 
 PIPELINES = {"sc": ("semantic", "coarse"), "scf": ("semantic", "coarse", "fine")}
 
@@ -24,6 +25,7 @@ class SingSongSystem(System):
     """SingSong (Donahue et al. 2023) re-implemented as three decoder-only stages on semantic and codec tokens."""
 
     name = "singsong"
+    extra_options = frozenset(f"{stage}_temperature" for stage in STAGES)
 
     def __init__(self, checkpoint: str | Path | None = None, stages: str = "scf", cache_kv: bool = True,
                  **options: Any) -> None:
@@ -33,7 +35,7 @@ class SingSongSystem(System):
         """
         if stages not in PIPELINES:
             raise UserError(f"singsong stages must be one of {', '.join(PIPELINES)}, not {stages!r}")
-        unknown = sorted(set(options) - {f"{s}_temperature" for s in STAGES})
+        unknown = sorted(set(options) - self.extra_options)
         if unknown:
             raise UserError(f"unknown singsong option(s) {', '.join(unknown)}")
         super().__init__(checkpoint, stages=stages, cache_kv=cache_kv, **options)
@@ -58,6 +60,11 @@ class SingSongSystem(System):
             self.bundle = load_bundle(self.checkpoint, self.stages)
         self.bundle.to(self.device)
 
+    @property
+    def codec(self) -> Codec | None:
+        """The loaded codec (the reference path ``codec:N`` resynthesises through it), None before :meth:`load`."""
+        return self.bundle.tokenizer.codec if self.bundle is not None else None
+
     def describe(self) -> dict[str, Any]:
         """Name, checkpoint, options, preset and backbones."""
         info = super().describe()
@@ -76,15 +83,14 @@ class SingSongSystem(System):
         generator = torch.Generator(self.device).manual_seed(seed)
         with self.timer.stage("semantic"):
             vocal_ids = tokenizer.semantic_ids(add_noise(vocals, config.noise_sigma, generator), frames)
-        starts = window_starts(frames, window_frames(config, tokenizer))
-        codes = split_windows(vocal_ids, starts, window_frames(config, tokenizer))
-        generated = []
+        codes, generated = vocal_ids, []
         for stage in self.stages:
             with self.timer.stage(f"{stage}-stage"):
-                codes = models[stage].generate(codes, generator, cache_kv=self.cache_kv,
-                                               temperature=self.options.get(f"{stage}_temperature"))
+                condition = stage_condition(models[stage].layout, codes, vocal_ids)
+                codes = models[stage].generate_windows(condition, hop_frames(config, tokenizer, stage), generator,
+                                                       cache_kv=self.cache_kv,
+                                                       temperature=self.options.get(f"{stage}_temperature"))
             if stage != "semantic":
                 generated.append(codes)
         with self.timer.stage("codec-decode"):
-            acoustic = stitch_windows(torch.cat(generated, dim=1), starts, frames)
-            return tokenizer.decode(acoustic, num_samples)
+            return tokenizer.decode(torch.cat(generated, dim=1), num_samples)

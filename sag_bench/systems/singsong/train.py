@@ -25,6 +25,8 @@ from sag_bench.store import sha256_file
 from sag_bench.systems.singsong.checkpoint import (CONFIG_FILE, build_stage, load_config, save_config, save_stage,
                                                    window_frames)
 from sag_bench.systems.singsong.config import N_COARSE, STAGES, SingSongConfig, load_preset
+from sag_bench.systems.singsong.layout import StageLayout
+from sag_bench.systems.singsong.stages import stage_condition
 from sag_bench.systems.singsong.tokenizer import (TOKENIZER_FILE, SingSongTokenizer, add_noise, fit_tokenizer,
                                                   load_tokenizer)
 from sag_bench.seeding import derive_seed
@@ -56,9 +58,13 @@ class WindowDataset(Sequence):
     The window start is drawn from torch's global generator, which the training loop reseeds every step.
     """
 
-    def __init__(self, tokens: dict[str, list[torch.Tensor]], stage: str, window: int) -> None:
+    def __init__(self, tokens: dict[str, list[torch.Tensor]], stage: str, window: int,
+                 layout: StageLayout | None = None) -> None:
         streams = {"semantic": ("vocal", "semantic"), "coarse": ("semantic", "coarse"), "fine": ("coarse", "fine")}
         self.condition, self.target = (tokens[name] for name in streams[stage])
+        if layout is not None:  # coarse "semantic+vocal": the vocal ids join the condition as a second codebook
+            self.condition = [stage_condition(layout, c[None], v[None])[0]
+                              for c, v in zip(self.condition, tokens["vocal"])]
         self.window = window
         short = [i for i, codes in enumerate(self.target) if codes.shape[-1] < window]
         if short:
@@ -176,7 +182,7 @@ def train(data_dir: Path, out_dir: Path, preset: str, stage: str, steps: int | N
     run_dir = out_dir / RUNS_DIR / stage
     metadata: dict[str, Any] = {"config": config.to_dict(), "stage": stage, "data": str(data_dir)}
     try:
-        result = train_loop(model, WindowDataset(tokens, stage, window_frames(config, tokenizer)), _stage_loss,
+        result = train_loop(model, WindowDataset(tokens, stage, window_frames(config, tokenizer, stage), model.layout), _stage_loss,
                             settings, run_dir, resume=resume, metadata=metadata)
     except FileExistsError as error:
         raise UserError(str(error)) from None

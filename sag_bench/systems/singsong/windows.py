@@ -1,8 +1,9 @@
 """Frame alignment and fixed-length windows over code streams ``[B, Q, F]`` at the codec frame rate.
 
-The stages are trained on windows of one fixed length (the preset's ``window_seconds``). Longer inputs are cut into
-consecutive windows, the last one aligned to the end (overlapping its predecessor), generated as one batch and
-stitched back; each frame is taken from the first window that covers it.
+Each stage is trained on windows of one fixed length (its ``window_seconds``). Longer inputs are covered by windows
+``hop`` frames apart, the last one aligned to the end. With ``hop == window`` the windows are independent: they are
+generated as one batch and stitched back, each frame taken from the first window that covers it. With a smaller hop
+each window is prompted with the frames its predecessors already generated (see ``StageLM.generate_windows``).
 """
 
 from __future__ import annotations
@@ -24,11 +25,15 @@ def align_frames(codes: torch.Tensor, frames: int) -> torch.Tensor:
     return torch.cat([codes, codes[..., -1:].expand(*codes.shape[:-1], frames - have)], dim=-1)
 
 
-def window_starts(frames: int, window: int) -> list[int]:
-    """Start frames of the windows covering ``frames``: every ``window``, the last one ending at ``frames``."""
+def window_starts(frames: int, window: int, hop: int | None = None) -> list[int]:
+    """Start frames of the windows covering ``frames``: every ``hop`` (default ``window``), the last one ending at
+    ``frames``."""
+    hop = window if hop is None else hop
+    if not 0 < hop <= window:
+        raise ValueError(f"window hop must be in (0, {window}], not {hop}")
     if frames <= window:
         return [0]
-    starts = list(range(0, frames - window, window))
+    starts = list(range(0, frames - window, hop))
     return starts + [frames - window]
 
 
