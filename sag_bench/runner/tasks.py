@@ -127,8 +127,10 @@ def measure_rtf(systems: list[SystemSpec], clips: scoring.Clips, spec: Spec) -> 
 
 def run_rtf(executor: Executor, spec: Spec, clips: scoring.Clips, done: list[str]) -> None:
     """Time the finished systems that have no RTF yet, all in one task (one worker, nothing else running)."""
-    systems = [system for system in spec.systems
-               if system.key in done and not clips.store.rtf_path(system.key).is_file()]
+    from sag_bench.evaluation.rtf import END_TO_END, MODEL_ONLY
+
+    systems = [system for system in spec.systems if system.key in done and not all(
+        clips.store.rtf_path(system.key, scope).is_file() for scope in (END_TO_END, MODEL_ONLY))]
     if spec.rtf.clips > 0 and systems:
         list(executor.map([Task("rtf", measure_rtf, (systems, clips, spec), Resources.for_device(spec.device))]))
 
