@@ -1,10 +1,14 @@
 """Scale-out cost: wall time of the same work with the in-process executor and with Ray tasks on a local instance
 of 1 and 2 workers, as ratios to the in-process time measured in the same run.
 
-    PYTHONPATH=$PWD .venv/bin/python bench/scale_out.py [--songs 6] [--seconds 12] [--workers 1 2] [--out DIR]
+    PYTHONPATH=$PWD .venv/bin/python bench/scale_out.py [--workload folder tiny] [--songs 6] [--seconds 12]
+        [--clips 4] [--systems ...] [--workers 1 2] [--out DIR]
 
 Workload `folder`: `data build folder` of synthetic songs with the small random HTDemucs of the tests (the real
-Demucs code path, no pretrained weights needed). Ray's times are given with and without starting the local instance.
+Demucs code path, no pretrained weights needed). Workload `tiny`: `sag-bench run tiny` on its first ``--clips`` clips
+(every system of the built-in tiny spec; generation, RTF and embedding as tasks, mixes, FAD statistics and coherence
+in the driver; outputs compared: generated audio and metrics.csv). Ray's times are given with and without starting
+the local instance.
 In-process runs on one torch thread, like each Ray worker (Ray sets OMP_NUM_THREADS to a task's CPUs), so the
 outputs are byte-identical across executors (checked). On a machine shared with other jobs the ratios are noisy.
 """
@@ -23,6 +27,8 @@ import torch
 
 from sag_bench.datasets import folder
 from sag_bench.executors import Executor, Task, create
+from sag_bench.runner.run import ensure_dataset, run_experiment
+from sag_bench.runner.spec import load_spec
 from tests.separator_helpers import small_separator, synthetic_song
 
 
@@ -44,10 +50,25 @@ def folder_workload(songs: int, seconds: float) -> Callable[[Executor, Path], li
     return run
 
 
+def tiny_workload(clips: int, systems: list[str] | None) -> Callable[[Executor, Path], list[bytes]]:
+    """`sag-bench run tiny` on its first ``clips`` clips and the ``systems`` named (None: all), its data built first
+    where the spec keeps it (untimed); returns the generated audio's and metrics.csv's bytes."""
+    spec = load_spec("tiny")
+    spec.data.max_clips = clips
+    spec.systems = [system for system in spec.systems if systems is None or system.key in systems]
+    ensure_dataset(spec)
+
+    def run(executor: Executor, work: Path) -> list[bytes]:
+        out = run_experiment(spec, work / f"run-{time.monotonic_ns()}", executor=executor).store.root
+        return [path.read_bytes() for path in sorted((out / "generated").rglob("*.wav"))] + \
+            [(out / "metrics.csv").read_bytes()]
+    return run
+
+
 # Workload name -> factory(args) -> run(executor, work folder) -> output bytes to compare across executors.
-# Hook: the tiny spec (`sag-bench run tiny`) joins here once the runner takes an executor.
 WORKLOADS: dict[str, Callable[[argparse.Namespace], Callable[[Executor, Path], list[bytes]]]] = {
     "folder": lambda args: folder_workload(args.songs, args.seconds),
+    "tiny": lambda args: tiny_workload(args.clips, args.systems),
 }
 
 
@@ -79,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workload", choices=sorted(WORKLOADS), nargs="+", default=sorted(WORKLOADS))
     parser.add_argument("--songs", type=int, default=6, help="folder: synthetic songs (default 6)")
     parser.add_argument("--seconds", type=float, default=12.0, help="folder: seconds per song (default 12)")
+    parser.add_argument("--clips", type=int, default=4, help="tiny: clips of the tiny spec (default 4)")
+    parser.add_argument("--systems", nargs="+", help="tiny: only these systems of the tiny spec (default: all)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="Ray worker counts (default 1 2)")
     parser.add_argument("--out", type=Path, help="work folder (default: a temporary one, removed afterwards)")
     args = parser.parse_args(argv)

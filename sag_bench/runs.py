@@ -103,6 +103,7 @@ class RunManifest:
     clips: list[str] = field(default_factory=list)
     systems: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> the system's own description
     mixing: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> levels, gains, reference path of its mixes
+    executor: dict[str, Any] = field(default_factory=dict)  # where tasks ran (name, settings); never changes outputs
     git_commit: str | None = None
     packages: dict[str, str | None] = field(default_factory=dict)
     device: dict[str, Any] = field(default_factory=dict)

@@ -245,7 +245,8 @@ def render_run(store: RunStore, spec: "Spec", metrics: pd.DataFrame, timings: pd
     intervals, references = results_intervals(metrics, coherence), reference_rows(spec)
     written = {f"ours.{k}": v for k, v in write_table(folder, spec.table, ours,
                                                         f"sag-bench {spec.name} ({spec.data.name}, "
-                                                        f"{spec.data.split} split)", intervals, references).items()}
+                                                        f"{spec.data.split} split; RTF: the systems timed in turn on one "
+                                                        f"worker)", intervals, references).items()}
     if spec.table in ("table1", "table2"):
         paper = paper_table(spec.table)
         rows = [paper_row(system.name) for system in spec.systems]

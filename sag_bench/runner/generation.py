@@ -1,25 +1,21 @@
-"""Generation stage of a run: each system writes its clips into the run store (``generated/<system>/``), resumably.
+"""Generation stage of a run: what one batch of one system computes (scheduled as tasks by :mod:`.tasks`).
 
 Batches are fixed over the full clip list (never over what is left), and each batch's seed derives from the run seed
-and its first clip id, so a resumed run produces exactly the files an uninterrupted one would. Finished files are
-never rewritten. A system that fails is recorded in its status file and the run goes on with the others.
+and its first clip id, so a resumed run, and any executor, produces exactly the files an uninterrupted in-process
+run would. Finished files are never rewritten. A system that fails is recorded in its status file and the run goes
+on with the others.
 """
 
 from __future__ import annotations
 
-import sys
-import traceback
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from sag_bench import registry
-from sag_bench.audio import save_audio
 from sag_bench.datasets.manifest import ClipDataset, ClipRecord
-from sag_bench.runner.spec import Spec, SystemSpec
-from sag_bench.runs import RunStore
+from sag_bench.runner.spec import SystemSpec
 from sag_bench.seeding import derive_seed
 from sag_bench.systems.base import System
 
@@ -51,29 +47,3 @@ def generate_batch(system: System, dataset: ClipDataset, batch: list[ClipRecord]
     if not np.isfinite(output).all():
         raise ValueError("generate returned NaN or infinite samples")
     return output
-
-
-def run_generation(spec: Spec, system_spec: SystemSpec, store: RunStore, dataset: ClipDataset,
-                   records: list[ClipRecord], system: System | None) -> System | None:
-    """Generate the missing clips of one system; returns the loaded system (or None if nothing was needed/failed)."""
-    key = system_spec.key
-    pending = [batch for batch in batches(records, spec.batch_size)
-               if not all(store.generated(key, record.id).is_file() for record in batch)]
-    if not pending:
-        store.write_status(key, state="done", clips=len(records))
-        return system
-    try:
-        system = system or build_system(system_spec, dataset.root, spec.device)
-        store.write_status(key, state="running", system=system.describe())
-        for batch in tqdm(pending, desc=f"generate {key}", unit="batch"):
-            output = generate_batch(system, dataset, batch, spec.seed)
-            for record, audio in zip(batch, output):
-                if not store.generated(key, record.id).is_file():
-                    save_audio(store.generated(key, record.id), audio, dataset.sample_rate)
-    except Exception as error:  # one system's failure must not lose the others' results
-        store.write_status(key, state="failed", error=f"{type(error).__name__}: {error}",
-                           traceback=traceback.format_exc(limit=5))
-        tqdm.write(f"sag-bench: {key} failed: {type(error).__name__}: {error}", file=sys.stderr)
-        return None
-    store.write_status(key, state="done", clips=len(records))
-    return system

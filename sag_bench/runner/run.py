@@ -15,8 +15,8 @@ import torch
 from sag_bench import registry
 from sag_bench.datasets.manifest import DATASET_MANIFEST, ClipDataset, ClipRecord, DatasetError
 from sag_bench.evaluation.degradation import NONE, resolve
-from sag_bench.runner import mixing, scoring
-from sag_bench.runner.generation import run_generation
+from sag_bench.executors import Executor
+from sag_bench.runner import mixing, scoring, tasks
 from sag_bench.runner.spec import Spec, SpecError
 from sag_bench.runs import RunManifest, RunStore
 
@@ -68,8 +68,21 @@ def check_resumable(store: RunStore, spec: Spec, records: list[ClipRecord], resu
         raise SpecError(f"{store.root}: the existing run was mixed with another [protocol]; resume it with its own spec")
 
 
-def run_experiment(spec: Spec, out: str | Path, resume: bool = False) -> RunResult:
-    """Generate, evaluate and tabulate one experiment; resumable after any interruption."""
+def run_experiment(spec: Spec, out: str | Path, resume: bool = False, executor: Executor | None = None) -> RunResult:
+    """Generate, evaluate and tabulate one experiment; resumable after any interruption.
+
+    ``executor`` runs the tasks (:mod:`sag_bench.runner.tasks`; default: the spec's ``executor``, else in-process);
+    an executor given stays open for its owner, one made here is closed at the end.
+    """
+    owned = None if executor is not None else tasks.executor_for(spec)
+    try:
+        return _run(spec, out, resume, executor or owned)
+    finally:
+        if owned is not None:
+            owned.close()
+
+
+def _run(spec: Spec, out: str | Path, resume: bool, executor: Executor) -> RunResult:
     from sag_bench.reporting.tables import render_run
 
     torch.manual_seed(spec.seed)
@@ -80,23 +93,19 @@ def run_experiment(spec: Spec, out: str | Path, resume: bool = False) -> RunResu
     manifest = RunManifest(spec=spec.to_dict(), seeds={"run": spec.seed, "generation": spec.seed,
                                                        "bootstrap": spec.seed},
                            data_dir=str(dataset.root.resolve()), dataset=dataset.name,
-                           clips=[record.id for record in records])
+                           clips=[record.id for record in records], executor=executor.describe())
     store.write_manifest(manifest, device=spec.device)
     clips = scoring.Clips(store, dataset, records)
 
+    tasks.run_generation(executor, spec, store, dataset, records)
+    done = [s.key for s in spec.systems if store.status(s.key).get("state") == "done"]
+    tasks.run_rtf(executor, spec, clips, done)
     for system_spec in spec.systems:
-        system = run_generation(spec, system_spec, store, dataset, records, None)
-        if system is not None:
+        if system_spec.key in done:  # mixes in the driver; a system is built only when its path needs its vocoder
             try:
-                scoring.measure_system_rtf(clips, system_spec.key, system, spec.rtf, spec.seed, spec.device)
-            except Exception as error:  # an RTF failure is reported, the audio is kept
-                store.write_status(system_spec.key, rtf_error=f"{type(error).__name__}: {error}")
-        if store.status(system_spec.key).get("state") == "done":  # mixed while its vocoder / codec is loaded
-            try:
-                system = mixing.write_system_mixes(clips, system_spec, system, spec.protocol, spec.device)
+                mixing.write_system_mixes(clips, system_spec, None, spec.protocol, spec.device)
             except Exception as error:  # no mixes, no scores: reported like a failed generation
                 store.write_status(system_spec.key, state="failed", error=f"mixing: {type(error).__name__}: {error}")
-        del system
     mixing.write_path_mixes(clips, resolve(NONE), spec.protocol)  # the clean reference, always (report page)
 
     status = {s.key: store.status(s.key) for s in spec.systems}
@@ -104,6 +113,7 @@ def run_experiment(spec: Spec, out: str | Path, resume: bool = False) -> RunResu
     manifest.systems = {key: state.get("system", {}) for key, state in status.items()}
     manifest.mixing = {key: state["mixing"] for key, state in status.items() if "mixing" in state}
     store.write_manifest(manifest, device=spec.device)
+    tasks.run_embedding(executor, spec, clips, done)
     metrics = scoring.score_fad(clips, done, spec.evaluation, spec.seed, spec.device)
     coherence = scoring.score_coherence(clips, done) if spec.evaluation.coherence else pd.DataFrame()
     timings = scoring.collect_rtf(store, done)

@@ -6,6 +6,7 @@ Example (see ``sag_bench/experiments/*.toml``)::
     table = "table1"                     # which paper table to print beside ours
     seed = 0
     device = "cpu"
+    executor = { name = "inprocess" }    # or { name = "ray", workers = 8 } / { name = "ray", address = ... }
     [data]
     name = "chorales"                    # builder from the dataset registry
     dir = "results/data/chorales-tiny"   # built here when missing and the builder runs offline
@@ -124,6 +125,7 @@ class Spec:
     seed: int = 0
     device: str = "cpu"
     batch_size: int = 4
+    executor: dict[str, Any] = field(default_factory=dict)  # {name = "ray", address = ..., workers = N}; see tasks
     source: str = ""
 
     def to_dict(self) -> dict[str, Any]:
