@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from sag_bench.runner.spec import Spec
 
 PAPER_FILE = "paper.toml"  # beside the systems' catalog: sag_bench/systems/paper.toml
+REFERENCE_VALIDATION = Path(__file__).resolve().parents[2] / "results" / "reference" / "validation"
+FLOOR_NOTE = ("groundtruth FAD: split-half floor, FAD between disjoint halves of the reference mixes (mean of 20 "
+              "seeded splits; CI: their central 95 % range); other CIs: paired bootstrap over clips")
 
 
 def _paper() -> dict[str, Any]:
@@ -44,6 +47,44 @@ def column_name(embedder: str) -> str:
     return _paper()["columns"].get(embedder, f"FAD_{embedder}")
 
 
+def measure_column(measure: str) -> str:
+    """Table column of a validated measure: ``fad/<e>`` -> the FAD column, ``apa/<e>`` -> ``APA_<e>``, a coherence
+    measure -> ``coh_<name>``."""
+    kind, _, embedder = measure.partition("/")
+    return {"fad": column_name(embedder), "apa": f"APA_{embedder}"}.get(kind, f"coh_{measure}") if embedder \
+        else f"coh_{measure}"
+
+
+def validation_source(spec: "Spec") -> Path:
+    """The validation table gating a run's columns: the spec's ``[evaluation] validation``, else the committed
+    reference for its dataset folder and split (``results/reference/validation/<data dir name>-<split>.csv``)."""
+    if spec.evaluation.validation:
+        return Path(spec.evaluation.validation)
+    return REFERENCE_VALIDATION / f"{Path(spec.data.dir).name}-{spec.data.split}.csv"
+
+
+def gate_columns(table: pd.DataFrame, spec: "Spec") -> tuple[pd.DataFrame, list[str]]:
+    """Apply metric validation to our table: coherence and APA columns whose measure failed validation on the
+    run's dataset and split are left out, FAD columns that failed are kept (the papers' measure) and marked with
+    ``*``; returns the table and the caption notes."""
+    from sag_bench.evaluation.validation import validated_measures
+
+    source = validation_source(spec)
+    if not source.is_file():
+        measured = [c for c in table.columns if c.startswith(("coh_", "APA_"))]
+        return table, [f"coherence/APA not validated on this dataset ({source} missing)"] if measured else []
+    validation = pd.read_csv(source)
+    failed = [m for m in dict.fromkeys(validation["measure"]) if m not in validated_measures(validation)]
+    columns = {measure_column(m): m for m in failed}
+    dropped = [c for c in table.columns if c in columns and not c.startswith("FAD")]
+    marked = {c: f"{c}*" for c in table.columns if c in columns and c not in dropped}
+    notes = [f"left out, failed metric validation ({source.name}): {', '.join(columns[c] for c in dropped)}"] \
+        if dropped else []
+    notes += [f"* failed metric validation ({source.name}): some perturbation not ranked below ground truth"] \
+        if marked else []
+    return table.drop(columns=dropped).rename(columns=marked), notes
+
+
 def results_table(systems: list[str], metrics: pd.DataFrame, timings: pd.DataFrame, coherence: pd.DataFrame,
                   status: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """Our table: one row per system (spec order); FAD per embedder, RTF, coherence means, and a note column."""
@@ -55,7 +96,7 @@ def results_table(systems: list[str], metrics: pd.DataFrame, timings: pd.DataFra
             table.loc[row["system"], "RTF"] = row["rtf_mean"]
     if not coherence.empty:
         for row in coherence.to_dict("records"):
-            table.loc[row["system"], f"coh_{row['measure']}"] = row["mean"]
+            table.loc[row["system"], measure_column(row["measure"])] = row["mean"]
     notes = {key: _note(key, metrics, status.get(key, {})) for key in systems}
     table["note"] = pd.Series(notes)
     return table
@@ -154,10 +195,12 @@ def render_run(store: RunStore, spec: "Spec", metrics: pd.DataFrame, timings: pd
                status: dict[str, dict[str, Any]]) -> dict[str, Path]:
     """Write our table, the paper's block beside it, and the plots of one run."""
     folder = store.tables_dir
-    ours = results_table([s.key for s in spec.systems], metrics, timings, coherence, status)
-    written = {f"ours.{k}": v for k, v in write_table(folder, spec.table, ours,
-                                                        f"sag-bench {spec.name} ({spec.data.name}, "
-                                                        f"{spec.data.split} split)").items()}
+    ours, notes = gate_columns(results_table([s.key for s in spec.systems], metrics, timings, coherence, status), spec)
+    if "kind" in metrics and (metrics["kind"] == "floor").any():
+        notes.append(FLOOR_NOTE)
+    caption = f"sag-bench {spec.name} ({spec.data.name}, {spec.data.split} split)" + \
+        "".join(f". {note}" for note in notes)
+    written = {f"ours.{k}": v for k, v in write_table(folder, spec.table, ours, caption).items()}
     if spec.table in ("table1", "table2"):
         paper = paper_table(spec.table)
         rows = [paper_row(system.name) for system in spec.systems]

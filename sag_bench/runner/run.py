@@ -79,6 +79,11 @@ def run_experiment(spec: Spec, out: str | Path, resume: bool = False) -> RunResu
                            data_dir=str(dataset.root.resolve()), dataset=dataset.name,
                            clips=[record.id for record in records])
     store.write_manifest(manifest, device=spec.device)
+    if spec.table == "validation":  # ground truth and perturbations, scored into the metric-validation table
+        from sag_bench.evaluation.validation import run_validation
+
+        table, paths = run_validation(spec, store)
+        return RunResult(store, table, pd.DataFrame(), pd.DataFrame(), {}, {path.name: path for path in paths})
     clips = scoring.Clips(store, dataset, records)
 
     for system_spec in spec.systems:
@@ -95,8 +100,12 @@ def run_experiment(spec: Spec, out: str | Path, resume: bool = False) -> RunResu
     manifest.systems = {key: state.get("system", {}) for key, state in status.items()}
     store.write_manifest(manifest, device=spec.device)
     scoring.write_mixes(clips, done, spec.protocol, spec.device)
-    metrics = scoring.score_fad(clips, done, spec.evaluation, spec.seed, spec.device)
-    coherence = scoring.score_coherence(clips, done) if spec.evaluation.coherence else pd.DataFrame()
+    floors = [s.key for s in spec.systems if s.name == "groundtruth"]  # its mixes are the reference: FAD 0
+    metrics = scoring.score_fad(clips, done, spec.evaluation, spec.seed, spec.device, floors=floors)
+    coherence = pd.concat([
+        scoring.score_coherence(clips, done, spec.evaluation) if spec.evaluation.coherence else pd.DataFrame(),
+        scoring.score_apa(clips, done, spec.evaluation, spec.protocol.gain, spec.seed, spec.device)
+        if spec.evaluation.apa else pd.DataFrame()], ignore_index=True)
     timings = scoring.collect_rtf(store, done)
     for name, frame in (("metrics", metrics), ("timings", timings), ("coherence", coherence)):
         scoring.write_csv(store.csv_path(name), frame)
