@@ -54,22 +54,26 @@ def test_flags_markdown_and_validated_measures(tmp_path: Path) -> None:
     assert pd.read_csv(csv)["passes"].tolist() == table["passes"].tolist() and md.read_text() == markdown
 
 
-def test_builtin_spec_runs_ground_truth_and_every_perturbation(tmp_path: Path) -> None:
+def test_builtin_specs_run_ground_truth_and_every_perturbation(tmp_path: Path) -> None:
     from sag_bench.systems.perturbations import PERTURBATIONS
 
-    spec = load_spec()
-    names = [name for name, _ in spec.systems]
-    assert names[0] == "groundtruth" and sorted(names[1:]) == sorted(e.name for e in PERTURBATIONS)
-    assert spec.split == "test" and spec.embedders == ["dsp-spectral", "crepe-tiny"]
+    for name, split in (("validation", "test"), ("validation-zeroshot", "zeroshot")):
+        spec = load_spec(name)
+        names = [system for system, _ in spec.systems]
+        assert names[0] == "groundtruth" and sorted(names[1:]) == sorted(e.name for e in PERTURBATIONS)
+        assert spec.split == split and spec.reference_split == "train" and spec.embedders
+        assert dict(spec.systems)["perturb-other-song"]["pool_split"] == split  # another song of the same split
     bad = tmp_path / "bad.toml"
-    bad.write_text('[[systems]]\nname = "perturb-silence"\n')
+    bad.write_text('table = "validation"\n[data]\nname = "chorales"\ndir = "x"\n'
+                   '[[systems]]\nname = "perturb-silence"\n')
     with pytest.raises(ValueError, match="bad.toml: the first"):
         load_spec(bad)
 
 
 @pytest.fixture(scope="module")
 def chorale_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_chorale_fixture(tmp_path_factory.mktemp("chorales"), songs=3, clips_per_song=2, seconds=6.0)
+    return build_chorale_fixture(tmp_path_factory.mktemp("chorales"), songs=3, clips_per_song=2, seconds=6.0,
+                                 reference_songs=3)
 
 
 def test_copies_and_static_chords_score_below_ground_truth(chorale_fixture: Path) -> None:
