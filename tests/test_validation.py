@@ -64,7 +64,7 @@ def test_builtin_specs_run_ground_truth_and_every_perturbation(tmp_path: Path) -
         assert spec.split == split and spec.reference_split == "train" and spec.embedders
         assert dict(spec.systems)["perturb-other-song"]["pool_split"] == split  # another song of the same split
     bad = tmp_path / "bad.toml"
-    bad.write_text('table = "validation"\n[data]\nname = "chorales"\ndir = "x"\n'
+    bad.write_text('name = "bad"\ntable = "validation"\n[data]\nname = "chorales"\ndir = "x"\n'
                    '[[systems]]\nname = "perturb-silence"\n')
     with pytest.raises(ValueError, match="bad.toml: the first"):
         load_spec(bad)
@@ -90,3 +90,29 @@ def test_copies_and_static_chords_score_below_ground_truth(chorale_fixture: Path
     # the unrepaired onset agreement rewards the copy (its Pearson correlation is maximal for an echo)
     legacy = table[(table["measure"] == "onset_agreement") & (table["perturbation"] == "perturb-copied-vocals")]
     assert legacy["difference"].item() < 0
+
+
+def test_run_tables_leave_out_or_mark_measures_that_failed_validation(tmp_path: Path) -> None:
+    import dataclasses
+
+    from sag_bench.reporting.tables import column_name, gate_columns, validation_source
+    from sag_bench.runner.spec import load_spec as load_run_spec
+
+    good, bad = [1.0, 2.0, 3.0], [2.0, 3.0, 4.0]
+    rows = [compare_clips("harmonic_fit", "coherence", "p", good, [0.0, 1.0, 2.0], n_boot=100),
+            compare_clips("rhythmic_fit", "coherence", "p", good, bad, n_boot=100),
+            compare_clips("apa/crepe-tiny", "apa", "p", good, bad, n_boot=100),
+            compare_clips("fad/dsp-spectral", "fad", "p", good, bad, n_boot=100)]
+    csv, _ = validation.write_table(flag_failures(pd.DataFrame([vars(r) for r in rows])), tmp_path)
+    tiny = load_run_spec("tiny")
+    assert validation_source(tiny).name == "chorales-tiny-test.csv"  # the committed reference of the demo's data
+    spec = dataclasses.replace(tiny, evaluation=dataclasses.replace(tiny.evaluation, validation=str(csv)))
+    fad = column_name("dsp-spectral")
+    table = pd.DataFrame({"coh_harmonic_fit": [0.1], "coh_rhythmic_fit": [0.5], "APA_crepe-tiny": [0.9], fad: [3.0],
+                          "note": [""]}, index=["groundtruth"])
+    gated, notes = gate_columns(table, spec)
+    assert list(gated.columns) == ["coh_harmonic_fit", f"{fad}*", "note"]
+    assert "rhythmic_fit, apa/crepe-tiny" in notes[0] and notes[1].startswith("* failed")
+    missing = dataclasses.replace(tiny, evaluation=dataclasses.replace(tiny.evaluation,
+                                                                       validation=str(tmp_path / "none.csv")))
+    assert gate_columns(table, missing)[0].equals(table)
