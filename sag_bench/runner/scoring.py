@@ -23,6 +23,9 @@ from sag_bench.store import atomic_write_text, read_json, write_json
 from sag_bench.systems.base import System
 
 
+FLOOR_MIN_CLIPS = 4  # the split-half floor needs two halves of at least two clips
+
+
 @dataclass(frozen=True)
 class Clips:
     """What every stage of a run works on: the run store, the dataset, and the clips evaluated."""
@@ -99,7 +102,8 @@ def score_fad(clips: Clips, keys: list[str], evaluation: EvaluationSpec, seed: i
     CIs are the paired bootstrap over clips (:func:`~sag_bench.evaluation.fad.bootstrap_ci`: clip ``i`` of the
     reference and of the system resampled together). The rows of ``floors`` (the ground truth, whose mixes are the
     reference) report the split-half floor (:func:`~sag_bench.evaluation.fad.score_floor`) instead of their FAD
-    of 0 by construction, with the central 95 % range of the splits as CI (``kind`` says which).
+    of 0 by construction, with the central 95 % range of the splits as CI (``kind`` says which); with fewer than
+    ``FLOOR_MIN_CLIPS`` clips there are no halves to compare and the row keeps its FAD.
     """
     from sag_bench.evaluation.embedders import load_embedder
     from sag_bench.evaluation.fad import score, score_floor
@@ -110,10 +114,11 @@ def score_fad(clips: Clips, keys: list[str], evaluation: EvaluationSpec, seed: i
         embedder = None
         reference = [store.mix(REFERENCE, record.id) for record in clips.records]
         for key in tqdm(keys, desc=f"FAD {embedder_name}", unit="system"):
-            path = store.floor_path(embedder_name) if key in floors else store.fad_path(embedder_name, key)
+            floor = key in floors and len(reference) >= FLOOR_MIN_CLIPS  # too few clips: its plain FAD (0)
+            path = store.floor_path(embedder_name) if floor else store.fad_path(embedder_name, key)
             if not path.is_file():
                 embedder = embedder or load_embedder(embedder_name, device=device)
-                if key in floors:
+                if floor:
                     floor = score_floor(reference, embedder, store.cache_dir, seed=seed)
                     write_json(path, {**floor.to_dict(), "score": floor.score, "ci_low": floor.low,
                                       "ci_high": floor.high, "kind": "floor"})
