@@ -202,6 +202,12 @@ class RunStore:
     def coherence_path(self, key: str) -> Path:
         return self.root / "coherence" / f"{key}.json"
 
+    def apa_path(self, embedder: str, key: str) -> Path:
+        return self.root / "apa" / embedder / f"{key}.json"
+
+    def floor_path(self, embedder: str) -> Path:
+        return self.root / "fad" / embedder / "floor.json"
+
     @property
     def cache_dir(self) -> Path:
         """Embeddings cached by content hash."""

@@ -31,6 +31,7 @@ split = "test"
 [evaluation]
 embedders = ["dsp-spectral"]
 coherence = true
+apa = true
 bootstrap = 20
 [rtf]
 clips = 1
@@ -69,19 +70,26 @@ def test_small_spec_end_to_end_writes_every_output(tmp_path, data_dir):
     assert manifest["clips"] == clips and manifest["seeds"]["run"] == 7 and manifest["git_commit"] != ""
     metrics = pd.read_csv(out / "metrics.csv")
     assert set(metrics["system"]) == {"groundtruth", "randsong"} and set(metrics["embedder"]) == {"dsp-spectral"}
-    scores = metrics.set_index("system")["score"]
-    assert 0 <= scores["groundtruth"] < scores["randsong"]  # its mixes differ from the reference by the 0.9 gain only
+    by_system = metrics.set_index("system")
+    # the ground truth's row is the split-half floor of the reference, a real positive FAD
+    assert by_system.loc["groundtruth", "kind"] == "floor" and by_system.loc["groundtruth", "score"] > 1e-3
+    assert by_system.loc["randsong", "kind"] == "fad" and by_system.loc["randsong", "score"] > 1e-3
+    assert (metrics["ci_low"] <= metrics["score"]).all() and (metrics["score"] <= metrics["ci_high"]).all(), metrics
     timings = pd.read_csv(out / "timings.csv")
     assert (timings["rtf_mean"] > 0).all()
     assert list(zip(timings["system"], timings["scope"])) == [("groundtruth", "end-to-end"), ("groundtruth", "model-only"),
                                                               ("randsong", "end-to-end"), ("randsong", "model-only")]
     coherence = pd.read_csv(out / "coherence.csv")
     assert set(coherence["system"]) == {"groundtruth", "randsong"}
+    apa = coherence[coherence["measure"] == "apa/dsp-spectral"].set_index("system")
+    assert ((apa["mean"] >= 0) & (apa["mean"] <= 1)).all() and (apa["ci_low"] <= apa["ci_high"]).all()
+    assert apa.loc["groundtruth", "mean"] > apa.loc["randsong", "mean"]  # R from the train songs, not these clips
     for suffix in ("csv", "md", "tex"):
         assert (out / "tables" / f"table1.{suffix}").is_file() and (out / "tables" / f"table1_paper.{suffix}").is_file()
     table = (out / "tables" / "table1.md").read_text()
-    assert "groundtruth" in table and "FAD dsp-spectral ↓" in table
+    assert "groundtruth" in table and "FAD dsp-spectral ↓" in table and "APA dsp-spectral ↑" in table
     assert "RTF end-to-end ↓" in table and "RTF model-only ↓" in table
+    assert "split-half floor" in table and "not validated on this dataset" in table
     assert (out / "tables" / "table1_ci.tex").is_file()  # randsong and groundtruth have bootstrap CIs
     assert "FastSAG" in (out / "tables" / "table1_paper.md").read_text()
     assert {p.name for p in (out / "plots").glob("*.png")} == {"fad_per_embedder.png", "fad_vs_rtf.png", "coherence.png"}

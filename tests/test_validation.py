@@ -54,22 +54,26 @@ def test_flags_markdown_and_validated_measures(tmp_path: Path) -> None:
     assert pd.read_csv(csv)["passes"].tolist() == table["passes"].tolist() and md.read_text() == markdown
 
 
-def test_builtin_spec_runs_ground_truth_and_every_perturbation(tmp_path: Path) -> None:
+def test_builtin_specs_run_ground_truth_and_every_perturbation(tmp_path: Path) -> None:
     from sag_bench.systems.perturbations import PERTURBATIONS
 
-    spec = load_spec()
-    names = [name for name, _ in spec.systems]
-    assert names[0] == "groundtruth" and sorted(names[1:]) == sorted(e.name for e in PERTURBATIONS)
-    assert spec.split == "test" and spec.embedders == ["dsp-spectral", "crepe-tiny"]
+    for name, split in (("validation", "test"), ("validation-zeroshot", "zeroshot")):
+        spec = load_spec(name)
+        names = [system for system, _ in spec.systems]
+        assert names[0] == "groundtruth" and sorted(names[1:]) == sorted(e.name for e in PERTURBATIONS)
+        assert spec.split == split and spec.reference_split == "train" and spec.embedders
+        assert dict(spec.systems)["perturb-other-song"]["pool_split"] == split  # another song of the same split
     bad = tmp_path / "bad.toml"
-    bad.write_text('[[systems]]\nname = "perturb-silence"\n')
+    bad.write_text('name = "bad"\ntable = "validation"\n[data]\nname = "chorales"\ndir = "x"\n'
+                   '[[systems]]\nname = "perturb-silence"\n')
     with pytest.raises(ValueError, match="bad.toml: the first"):
         load_spec(bad)
 
 
 @pytest.fixture(scope="module")
 def chorale_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_chorale_fixture(tmp_path_factory.mktemp("chorales"), songs=3, clips_per_song=2, seconds=6.0)
+    return build_chorale_fixture(tmp_path_factory.mktemp("chorales"), songs=3, clips_per_song=2, seconds=6.0,
+                                 reference_songs=3)
 
 
 def test_copies_and_static_chords_score_below_ground_truth(chorale_fixture: Path) -> None:
@@ -79,10 +83,40 @@ def test_copies_and_static_chords_score_below_ground_truth(chorale_fixture: Path
                           embedders=["dsp-spectral"], coherence_boot=200, set_boot=20,
                           measures=[*DEFAULT_MEASURES, "rhythmic_fit", "onset_agreement"])
     table = validation.validate(chorale_fixture, spec)
-    kept = table[table["measure"].isin([*DEFAULT_MEASURES, "rhythmic_fit", "apa/dsp-spectral"])]
-    assert len(kept) == 2 * (len(DEFAULT_MEASURES) + 2)
+    kept = table[table["measure"].isin([*DEFAULT_MEASURES, "rhythmic_fit"])]
+    assert len(kept) == 2 * (len(DEFAULT_MEASURES) + 1)
     assert (kept["difference"] > 0).all(), kept
     assert (kept["truth"] > kept["perturbed"]).all()
+    # R and the FAD reference are the train songs' pairs: the ground truth is measured, not the reference itself
+    fad = table[table["measure"] == "fad/dsp-spectral"]
+    assert (fad["truth"] > 1e-3).all()
+    assert (table.loc[table["measure"] == "apa/dsp-spectral", "truth"] <= 1.0).all()
     # the unrepaired onset agreement rewards the copy (its Pearson correlation is maximal for an echo)
     legacy = table[(table["measure"] == "onset_agreement") & (table["perturbation"] == "perturb-copied-vocals")]
     assert legacy["difference"].item() < 0
+
+
+def test_run_tables_leave_out_or_mark_measures_that_failed_validation(tmp_path: Path) -> None:
+    import dataclasses
+
+    from sag_bench.reporting.tables import column_name, gate_columns, validation_source
+    from sag_bench.runner.spec import load_spec as load_run_spec
+
+    good, bad = [1.0, 2.0, 3.0], [2.0, 3.0, 4.0]
+    rows = [compare_clips("harmonic_fit", "coherence", "p", good, [0.0, 1.0, 2.0], n_boot=100),
+            compare_clips("rhythmic_fit", "coherence", "p", good, bad, n_boot=100),
+            compare_clips("apa/crepe-tiny", "apa", "p", good, bad, n_boot=100),
+            compare_clips("fad/dsp-spectral", "fad", "p", good, bad, n_boot=100)]
+    csv, _ = validation.write_table(flag_failures(pd.DataFrame([vars(r) for r in rows])), tmp_path)
+    tiny = load_run_spec("tiny")
+    assert validation_source(tiny).name == "chorales-tiny-test.csv"  # the committed reference of the demo's data
+    spec = dataclasses.replace(tiny, evaluation=dataclasses.replace(tiny.evaluation, validation=str(csv)))
+    fad = column_name("dsp-spectral")
+    table = pd.DataFrame({"coh_harmonic_fit": [0.1], "coh_rhythmic_fit": [0.5], "APA_crepe-tiny": [0.9], fad: [3.0],
+                          "note": [""]}, index=["groundtruth"])
+    gated, notes = gate_columns(table, spec)
+    assert list(gated.columns) == ["coh_harmonic_fit", f"{fad}*", "note"]
+    assert "rhythmic_fit, apa/crepe-tiny" in notes[0] and notes[1].startswith("* failed")
+    missing = dataclasses.replace(tiny, evaluation=dataclasses.replace(tiny.evaluation,
+                                                                       validation=str(tmp_path / "none.csv")))
+    assert gate_columns(table, missing)[0].equals(table)

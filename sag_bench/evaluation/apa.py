@@ -94,6 +94,7 @@ class APAReference:
     anti_reference: Any  # AudioMetricsData
     distance: float
     pooling: str
+    matched_stats: GaussianStats  # R's statistics as ours (float64), e.g. as a FAD reference
 
     @classmethod
     def of(cls, matched: Sequence[np.ndarray], mismatched: Sequence[np.ndarray],
@@ -101,9 +102,11 @@ class APAReference:
         """From per-clip embeddings of the matched and the mismatched pairs."""
         from audio_metrics.metrics.apa import apa_compute_d_x_xp
 
-        reference = metrics_data(_stats(_pool(matched, pooling)))
+        matched_stats = _stats(_pool(matched, pooling))
+        reference = metrics_data(matched_stats)
         anti_reference = metrics_data(_stats(_pool(mismatched, pooling)))
-        return cls(reference, anti_reference, float(apa_compute_d_x_xp(reference, anti_reference)), pooling)
+        return cls(reference, anti_reference, float(apa_compute_d_x_xp(reference, anti_reference)), pooling,
+                   matched_stats)
 
     def moments(self, candidate: Sequence[np.ndarray]) -> ClipMoments:
         """Per-clip moments of candidate embeddings under this reference's pooling (for bootstrap weights)."""

@@ -9,6 +9,11 @@ paired-bootstrap CI over clips (seeded), the share of clips where the ground tru
 Per-clip measures are bootstrapped by resampling clips; set-level ones (FAD, APA) are recomputed on each resample
 from per-clip embedding moments, both systems under the same resample (paired).
 
+The set-level measures need reference pairs: APA's matched pairs R and mismatched pairs R', and FAD's reference
+mixes, are taken from ``reference_split`` (default ``train``), whose songs are disjoint from the validated split's.
+Were R the validated clips themselves, the ground truth would be its own reference (APA 1 and FAD 0 by
+construction) and could not be compared honestly with a perturbation that also saturates.
+
     python -m sag_bench.evaluation.validation --data DIR [--split test] [--spec validation.toml] [--out DIR]
 """
 
@@ -16,20 +21,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
 
+if TYPE_CHECKING:
+    from sag_bench.runner.spec import Spec
+    from sag_bench.runs import RunStore
+
 GROUND_TRUTH = "groundtruth"
 LEVEL = 0.95
-SPEC = "validation.toml"
+SPEC = "validation"  # the built-in runner spec sag_bench/experiments/validation.toml
 # A set-level statistic: the value for clip weights w (w[i] = how often clip i is in the resample).
 SetStatistic = Callable[[np.ndarray], float]
 
@@ -58,7 +65,8 @@ def _bootstrap_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
     return np.stack([np.bincount(row, minlength=n) for row in draws]).astype(np.float64)
 
 
-def _interval(boots: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+def interval(boots: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """The central ``level`` percentile interval of bootstrap values."""
     low, high = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
     return float(low), float(high)
 
@@ -73,7 +81,7 @@ def compare_clips(measure: str, kind: str, perturbation: str, truth: Sequence[fl
     sign = 1.0 if higher_is_better else -1.0
     diff = sign * (truth_arr - perturbed_arr)
     weights = _bootstrap_weights(len(diff), n_boot, seed)
-    low, high = _interval(weights @ diff / len(diff))
+    low, high = interval(weights @ diff / len(diff))
     return Comparison(measure, kind, perturbation, len(diff), float(truth_arr.mean()), float(perturbed_arr.mean()),
                       float(diff.mean()), low, high, float((diff > 0).mean()), bool(low > 0))
 
@@ -97,7 +105,7 @@ def compare_sets(measure: str, kind: str, perturbation: str, n: int, truth: SetB
     if truth.boots.shape != perturbed.boots.shape:
         raise ValueError(f"{measure}/{perturbation}: the two bootstraps differ in size; use the same seed and n_boot")
     sign = 1.0 if higher_is_better else -1.0
-    low, high = _interval(sign * (truth.boots - perturbed.boots))
+    low, high = interval(sign * (truth.boots - perturbed.boots))
     return Comparison(measure, kind, perturbation, n, truth.point, perturbed.point,
                       sign * (truth.point - perturbed.point), low, high, float("nan"), bool(low > 0))
 
@@ -144,27 +152,36 @@ class ValidationSpec:
     systems: list[tuple[str, dict[str, Any]]]
     embedders: list[str]
     split: str = "test"
+    reference_split: str = "train"  # APA's R and R' and FAD's reference: song-disjoint from ``split``
     seed: int = 0
     coherence_boot: int = 2000
     set_boot: int = 200
     measures: list[str] | None = None  # coherence measures (None: all, including the unrepaired originals)
 
 
-def load_spec(path: Path | None = None) -> ValidationSpec:
-    """Read a validation spec (default: the built-in ``sag_bench/experiments/validation.toml``)."""
-    text = path.read_text() if path else resources.files("sag_bench.experiments").joinpath(SPEC).read_text()
-    where = str(path or SPEC)
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"{where}: not valid TOML ({error})") from None
-    systems = [(s["name"], dict(s.get("options", {}))) for s in raw.get("systems", [])]
+def run_validation(spec: "Spec", store: "RunStore") -> tuple[pd.DataFrame, list[Path]]:
+    """``sag-bench run validation``: validate on the spec's dataset and split, write ``validation.csv`` and
+    ``validation.md`` into the run's tables folder; returns the table and the written paths."""
+    table = validate(spec.data.dir, from_run_spec(spec))
+    return table, write_table(table, store.tables_dir)
+
+
+def from_run_spec(spec: "Spec") -> ValidationSpec:
+    """The validation settings of a runner spec (``table = "validation"``): its systems (ground truth first), its
+    embedders, split, reference split, seed, bootstrap sizes and coherence measures."""
+    systems = [(system.name, dict(system.options)) for system in spec.systems]
     if not systems or systems[0][0] != GROUND_TRUTH:
-        raise ValueError(f"{where}: the first [[systems]] must be {GROUND_TRUTH!r}, the others its perturbations")
-    evaluation = raw.get("evaluation", {})
-    return ValidationSpec(systems, list(evaluation.get("embedders", [])), raw.get("data", {}).get("split", "test"),
-                          int(raw.get("seed", 0)), int(evaluation.get("coherence_bootstrap", 2000)),
-                          int(evaluation.get("bootstrap", 200)), evaluation.get("measures"))
+        raise ValueError(f"{spec.source}: the first [[systems]] must be {GROUND_TRUTH!r}, the others its perturbations")
+    evaluation = spec.evaluation
+    return ValidationSpec(systems, list(evaluation.embedders), spec.data.split, evaluation.reference_split, spec.seed,
+                          evaluation.coherence_bootstrap, evaluation.bootstrap, evaluation.measures)
+
+
+def load_spec(path: str | Path = SPEC) -> ValidationSpec:
+    """Read a validation spec (default: the built-in ``sag_bench/experiments/validation.toml``)."""
+    from sag_bench.runner.spec import load_spec as load_run_spec
+
+    return from_run_spec(load_run_spec(path))
 
 
 def build_system(name: str, options: dict[str, Any]) -> Any:
@@ -209,9 +226,12 @@ def validate(data_dir: str | Path, spec: ValidationSpec | None = None, split: st
     records = dataset.records(spec.split)
     if len({r.song for r in records}) < 2:
         raise ValueError(f"{data_dir}: split {spec.split!r} needs clips of at least two songs")
+    references = dataset.records(spec.reference_split) if spec.embedders else []
+    if spec.embedders and {r.song for r in references} & {r.song for r in records}:
+        raise ValueError(f"{data_dir}: reference split {spec.reference_split!r} shares songs with the validated "
+                         f"split {spec.split!r}; APA and FAD need song-disjoint reference pairs")
     pairs = [dataset.load(record) for record in records]
     vocals = np.stack([p.vocals for p in pairs])
-    truth = np.stack([p.accompaniment for p in pairs])
     outputs = generate_all(spec, data_dir, vocals, [r.id for r in records])
     rate, names = dataset.sample_rate, [name for name, _ in spec.systems]
     rows: list[Comparison] = []
@@ -225,12 +245,14 @@ def validate(data_dir: str | Path, spec: ValidationSpec | None = None, split: st
             rows.append(compare_clips(measure, "coherence", name, coherence[GROUND_TRUTH][measure],
                                       coherence[name][measure], seed=spec.seed, n_boot=spec.coherence_boot))
 
-    songs = [p.song for p in pairs]
+    reference_pairs = [dataset.load(record) for record in references]
     for embedder_name in spec.embedders:
         embedder = load_embedder(embedder_name)
-        reference = apa_reference(embedder, vocals, truth, songs, rate, seed=spec.seed)
+        reference = apa_reference(embedder, [p.vocals for p in reference_pairs],
+                                  [p.accompaniment for p in reference_pairs], [p.song for p in reference_pairs],
+                                  rate, seed=spec.seed)
         moments = {name: reference.moments(pair_embeddings(embedder, vocals, outputs[name], rate)) for name in names}
-        truth_stats = moments[GROUND_TRUTH].combine(np.ones(len(pairs)))  # the FAD reference: the true pairs' mixes
+        truth_stats = reference.matched_stats  # the FAD reference: the reference split's true mixes
 
         def fad(name: str) -> SetStatistic:
             def statistic(weights: np.ndarray) -> float:
@@ -254,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="a built dataset folder (manifest.json)")
     parser.add_argument("--split", help="split to validate on (default: the spec's)")
-    parser.add_argument("--spec", type=Path, help="a validation spec (default: the built-in validation.toml)")
+    parser.add_argument("--spec", default=SPEC, help="a validation spec (default: the built-in validation.toml)")
     parser.add_argument("--out", type=Path, help="write validation.csv and validation.md here")
     args = parser.parse_args(argv)
     table = validate(args.data, load_spec(args.spec), args.split)

@@ -20,6 +20,9 @@ PAPER_FILE = "paper.toml"  # beside the systems' catalog: sag_bench/systems/pape
 END_TO_END, MODEL_ONLY = "end-to-end", "model-only"  # the RTF scopes of sag_bench.evaluation.rtf
 RTF_COLUMNS = {END_TO_END: "RTF end-to-end", MODEL_ONLY: "RTF model-only"}
 PAPER_RTF_COLUMN = "paper RTF (end-to-end, A100)"
+REFERENCE_VALIDATION = Path(__file__).resolve().parents[2] / "results" / "reference" / "validation"
+FLOOR_NOTE = ("groundtruth FAD: split-half floor, FAD between disjoint halves of the reference mixes (mean of 20 "
+              "seeded splits; CI: their central 95 % range); other CIs: paired bootstrap over clips")
 
 
 def _paper() -> dict[str, Any]:
@@ -55,6 +58,44 @@ def reference_rows(spec: "Spec") -> set[str]:
     return {key for key, entry in entries.items() if entry.trainer is None and entry.target.startswith("sag_bench.")}
 
 
+def measure_column(measure: str) -> str:
+    """Table column of a validated measure: ``fad/<e>`` -> the FAD column, ``apa/<e>`` -> ``APA_<e>``, a coherence
+    measure -> ``coh_<name>``."""
+    kind, _, embedder = measure.partition("/")
+    return {"fad": column_name(embedder), "apa": f"APA_{embedder}"}.get(kind, f"coh_{measure}") if embedder \
+        else f"coh_{measure}"
+
+
+def validation_source(spec: "Spec") -> Path:
+    """The validation table gating a run's columns: the spec's ``[evaluation] validation``, else the committed
+    reference for its dataset folder and split (``results/reference/validation/<data dir name>-<split>.csv``)."""
+    if spec.evaluation.validation:
+        return Path(spec.evaluation.validation)
+    return REFERENCE_VALIDATION / f"{Path(spec.data.dir).name}-{spec.data.split}.csv"
+
+
+def gate_columns(table: pd.DataFrame, spec: "Spec") -> tuple[pd.DataFrame, list[str]]:
+    """Apply metric validation to our table: coherence and APA columns whose measure failed validation on the
+    run's dataset and split are left out, FAD columns that failed are kept (the papers' measure) and marked with
+    ``*``; returns the table and the caption notes."""
+    from sag_bench.evaluation.validation import validated_measures
+
+    source = validation_source(spec)
+    if not source.is_file():
+        measured = [c for c in table.columns if c.startswith(("coh_", "APA_"))]
+        return table, [f"coherence/APA not validated on this dataset ({source} missing)"] if measured else []
+    validation = pd.read_csv(source)
+    failed = [m for m in dict.fromkeys(validation["measure"]) if m not in validated_measures(validation)]
+    columns = {measure_column(m): m for m in failed}
+    dropped = [c for c in table.columns if c in columns and not c.startswith("FAD")]
+    marked = {c: f"{c}*" for c in table.columns if c in columns and c not in dropped}
+    notes = [f"left out, failed metric validation ({source.name}): {', '.join(columns[c] for c in dropped)}"] \
+        if dropped else []
+    notes += [f"* failed metric validation ({source.name}): some perturbation not ranked below ground truth"] \
+        if marked else []
+    return table.drop(columns=dropped).rename(columns=marked), notes
+
+
 def results_table(systems: list[str], metrics: pd.DataFrame, timings: pd.DataFrame, coherence: pd.DataFrame,
                   status: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """Our table: one row per system (spec order); FAD per embedder, RTF end-to-end and model-only, network calls
@@ -69,7 +110,7 @@ def results_table(systems: list[str], metrics: pd.DataFrame, timings: pd.DataFra
                 table.loc[row["system"], "network calls"] = row["network_calls"]
     if not coherence.empty:
         for row in coherence.to_dict("records"):
-            table.loc[row["system"], f"coh_{row['measure']}"] = row["mean"]
+            table.loc[row["system"], measure_column(row["measure"])] = row["mean"]
     if "network calls" in table:
         table["network calls"] = table["network calls"].astype("Int64")
     notes = {key: _note(key, metrics, status.get(key, {})) for key in systems}
@@ -108,15 +149,15 @@ def better(column: str) -> str | None:
     """``"lower"`` or ``"higher"``: which way a column improves; None for columns that are not scores."""
     if column.startswith("FAD_") or column in (*RTF_COLUMNS.values(), PAPER_RTF_COLUMN, "RTF"):
         return "lower"
-    if column.startswith("coh_"):
+    if column.startswith(("coh_", "APA_")):
         return "higher"
     return None
 
 
 def display_name(column: str) -> str:
     """A column's name for readers: ``FAD_MERT4`` -> ``FAD MERT4``, ``coh_harmonic_fit`` -> ``Harmonic fit``."""
-    if column.startswith("FAD_"):
-        return f"FAD {column.removeprefix('FAD_')}"
+    if column.startswith(("FAD_", "APA_")):
+        return column.replace("_", " ", 1)
     if column.startswith("coh_"):
         return column.removeprefix("coh_").replace("_", " ").capitalize()
     return column.capitalize() if column == "note" else column
@@ -240,13 +281,15 @@ def render_run(store: RunStore, spec: "Spec", metrics: pd.DataFrame, timings: pd
     from sag_bench.reporting.plots import plot_run
 
     folder = store.tables_dir
-    ours = with_paper_rtf(results_table([s.key for s in spec.systems], metrics, timings, coherence, status),
-                          spec)
+    ours, notes = gate_columns(with_paper_rtf(results_table([s.key for s in spec.systems], metrics, timings,
+                                                            coherence, status), spec), spec)
+    if "kind" in metrics and (metrics["kind"] == "floor").any():
+        notes.append(FLOOR_NOTE)
+    caption = f"sag-bench {spec.name} ({spec.data.name}, {spec.data.split} split; RTF: the systems timed in turn " \
+        "on one worker)" + "".join(f". {note}" for note in notes)
     intervals, references = results_intervals(metrics, coherence), reference_rows(spec)
-    written = {f"ours.{k}": v for k, v in write_table(folder, spec.table, ours,
-                                                        f"sag-bench {spec.name} ({spec.data.name}, "
-                                                        f"{spec.data.split} split; RTF: the systems timed in turn on one "
-                                                        f"worker)", intervals, references).items()}
+    written = {f"ours.{k}": v for k, v in write_table(folder, spec.table, ours, caption, intervals,
+                                                        references).items()}
     if spec.table in ("table1", "table2"):
         paper = paper_table(spec.table)
         rows = [paper_row(system.name) for system in spec.systems]

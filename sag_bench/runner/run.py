@@ -95,6 +95,11 @@ def _run(spec: Spec, out: str | Path, resume: bool, executor: Executor) -> RunRe
                            data_dir=str(dataset.root.resolve()), dataset=dataset.name,
                            clips=[record.id for record in records], executor=executor.describe())
     store.write_manifest(manifest, device=spec.device)
+    if spec.table == "validation":  # ground truth and perturbations, scored into the metric-validation table
+        from sag_bench.evaluation.validation import run_validation
+
+        table, paths = run_validation(spec, store)
+        return RunResult(store, table, pd.DataFrame(), pd.DataFrame(), {}, {path.name: path for path in paths})
     clips = scoring.Clips(store, dataset, records)
 
     tasks.run_generation(executor, spec, store, dataset, records)
@@ -114,8 +119,12 @@ def _run(spec: Spec, out: str | Path, resume: bool, executor: Executor) -> RunRe
     manifest.mixing = {key: state["mixing"] for key, state in status.items() if "mixing" in state}
     store.write_manifest(manifest, device=spec.device)
     tasks.run_embedding(executor, spec, clips, done)
-    metrics = scoring.score_fad(clips, done, spec.evaluation, spec.seed, spec.device)
-    coherence = scoring.score_coherence(clips, done) if spec.evaluation.coherence else pd.DataFrame()
+    floors = [s.key for s in spec.systems if s.name == "groundtruth"]  # the human accompaniment: a floor, not a score
+    metrics = scoring.score_fad(clips, done, spec.evaluation, spec.seed, spec.device, floors=floors)
+    coherence = pd.concat([
+        scoring.score_coherence(clips, done, spec.evaluation) if spec.evaluation.coherence else pd.DataFrame(),
+        scoring.score_apa(clips, done, spec.evaluation, spec.protocol.gain, spec.seed, spec.device)
+        if spec.evaluation.apa else pd.DataFrame()], ignore_index=True)
     timings = scoring.collect_rtf(store, done)
     for name, frame in (("metrics", metrics), ("timings", timings), ("coherence", coherence)):
         scoring.write_csv(store.csv_path(name), frame)

@@ -82,6 +82,11 @@ class EvaluationSpec:
     bootstrap: int = 0
     inf: bool = False
     batch_size: int = 8
+    apa: bool = False  # APA per embedder, reference pairs from ``reference_split``
+    reference_split: str = "train"  # APA's (and validation's FAD) reference pairs: song-disjoint from the run's split
+    measures: list[str] | None = None  # coherence measures (None: the validated defaults)
+    coherence_bootstrap: int = 2000  # resamples for per-clip measures in a validation run
+    validation: str | None = None  # a validation.csv gating the table (None: the committed reference, if any)
 
 
 @dataclass
