@@ -65,8 +65,8 @@ def score_fad(clips: Clips, keys: list[str], evaluation: EvaluationSpec, seed: i
 
     CIs are the paired bootstrap over clips (:func:`~sag_bench.evaluation.fad.bootstrap_ci`: clip ``i`` of the
     reference and of the system resampled together). The rows of ``floors`` (the ground truth, whose mixes are the
-    reference) report the split-half floor (:func:`~sag_bench.evaluation.fad.score_floor`) instead of their FAD
-    of 0 by construction, with the central 95 % range of the splits as CI (``kind`` says which); with fewer than
+    reference up to the 0.9 gain) report the split-half floor (:func:`~sag_bench.evaluation.fad.score_floor`)
+    instead of a near-zero FAD, with the central 95 % range of the splits as CI (``kind`` says which); with fewer than
     ``FLOOR_MIN_CLIPS`` clips there are no halves to compare and the row keeps its FAD.
     """
     from sag_bench.evaluation.embedders import load_embedder
@@ -77,10 +77,10 @@ def score_fad(clips: Clips, keys: list[str], evaluation: EvaluationSpec, seed: i
     for embedder_name in evaluation.embedders:
         embedder = None
         for key in tqdm(keys, desc=f"FAD {embedder_name}", unit="system"):
-            floor = key in floors and len(reference) >= FLOOR_MIN_CLIPS  # too few clips: its plain FAD (0)
+            reference = [store.reference_mix(key, record.id) for record in clips.records]  # its own path
+            floor = key in floors and len(reference) >= FLOOR_MIN_CLIPS  # too few clips: its plain FAD
             path = store.floor_path(embedder_name) if floor else store.fad_path(embedder_name, key)
             if not path.is_file():
-                reference = [store.reference_mix(key, record.id) for record in clips.records]  # its own path
                 embedder = embedder or load_embedder(embedder_name, device=device)
                 if floor:
                     floor = score_floor(reference, embedder, store.cache_dir, seed=seed)
