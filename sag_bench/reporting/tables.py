@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 PAPER_FILE = "paper.toml"  # beside the systems' catalog: sag_bench/systems/paper.toml
 END_TO_END, MODEL_ONLY = "end-to-end", "model-only"  # the RTF scopes of sag_bench.evaluation.rtf
 RTF_COLUMNS = {END_TO_END: "RTF end-to-end", MODEL_ONLY: "RTF model-only"}
-PAPER_RTF_COLUMN = "paper RTF (end-to-end, A100)"
+PAPER_RTF_COLUMN = "paper RTF (end-to-end, A100)"  # the paper's numbers: shown beside ours, never ranked
+COUNT_COLUMNS = ("network calls",)  # whole numbers
 REFERENCE_VALIDATION = Path(__file__).resolve().parents[2] / "results" / "reference" / "validation"
 FLOOR_NOTE = ("groundtruth FAD: split-half floor, FAD between disjoint halves of the reference mixes (mean of 20 "
               "seeded splits; CI: their central 95 % range); other CIs: paired bootstrap over clips")
@@ -147,7 +148,7 @@ ARROWS = {"lower": ("↓", "$\\downarrow$"), "higher": ("↑", "$\\uparrow$")}
 
 def better(column: str) -> str | None:
     """``"lower"`` or ``"higher"``: which way a column improves; None for columns that are not scores."""
-    if column.startswith("FAD_") or column in (*RTF_COLUMNS.values(), PAPER_RTF_COLUMN, "RTF"):
+    if column.startswith("FAD_") or column in (*RTF_COLUMNS.values(), "RTF"):
         return "lower"
     if column.startswith(("coh_", "APA_")):
         return "higher"
@@ -189,7 +190,8 @@ def format_number(value: Any, digits: int, latex: bool = False, zero_below: floa
     scientific notation (an RTF of 3.2e-04 beside ones of 0.5) unless it is below ``zero_below`` (rounding noise, such as the
     ground truth's FAD of 1e-10 beside FADs of 700)."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+        return "" if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)) \
+            else str(value)
     if math.isnan(value):
         return ""
     text = f"{value:.{digits}f}"
@@ -215,7 +217,7 @@ def _cells(frame: pd.DataFrame, latex: bool, intervals: dict[tuple[str, str], In
         numeric = None if column == "note" else pd.to_numeric(values, errors="coerce")
         name = display_name(column)
         header.append((_escape(name) if latex else name) + (f" {ARROWS[better(column)][arrow]}" if better(column) else ""))
-        digits = decimals(numeric) if numeric is not None else 1
+        digits = 0 if column in COUNT_COLUMNS else decimals(numeric) if numeric is not None else 1
         noise = 1e-6 * float(numeric.abs().max()) if numeric is not None and numeric.notna().any() else 0.0
         best = None
         if better(column) and numeric is not None:
