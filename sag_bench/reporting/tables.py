@@ -290,6 +290,7 @@ def render_run(store: RunStore, spec: "Spec", metrics: pd.DataFrame, timings: pd
     caption = f"sag-bench {spec.name} ({spec.data.name}, {spec.data.split} split; RTF: the systems timed in turn " \
         "on one worker)" + "".join(f". {note}" for note in notes)
     intervals, references = results_intervals(metrics, coherence), reference_rows(spec)
+    intervals |= {(system, f"{column}*"): bounds for (system, column), bounds in intervals.items()}  # marked columns
     written = {f"ours.{k}": v for k, v in write_table(folder, spec.table, ours, caption, intervals,
                                                         references).items()}
     if spec.table in ("table1", "table2"):
