@@ -94,8 +94,8 @@ def test_fadtk_loaders_are_fadtks_own_classes_with_their_settings() -> None:
 
 
 @pytest.mark.parametrize("name, fetch", [("vggish", "harritaylor/torchvggish"),
-                                         ("MERT-v1-95M-7", "huggingface-cli download m-a-p/MERT-v1-95M"),
-                                         ("MERT-v1-95M", "huggingface-cli download m-a-p/MERT-v1-95M"),
+                                         ("MERT-v1-95M-7", "hf download m-a-p/MERT-v1-95M"),
+                                         ("MERT-v1-95M", "hf download m-a-p/MERT-v1-95M"),
                                          ("clap-laion-music", "music_audioset_epoch_15_esc_90.14.pt")])
 def test_real_fadtk_loaders_without_weights_name_what_to_fetch(name: str, fetch: str) -> None:
     if fadtk_models.missing_weights(fadtk_models.parse_fadtk_name(name)) is None:
