@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from sag_bench.audio import load_audio
 from sag_bench.datasets.manifest import ClipDataset, ClipRecord
+from sag_bench.systems.base import System
 
 
 class DatasetContext:
@@ -42,3 +43,14 @@ def require_clip_ids(system_name: str, clip_ids: Sequence[str] | None, batch: in
 def stack(arrays: list[np.ndarray]) -> torch.Tensor:
     """``[B, T]`` float tensor from equal-length arrays."""
     return torch.from_numpy(np.stack(arrays).astype(np.float32))
+
+
+class DatasetSystem(System):
+    """A system that answers from the dataset (ground truth, perturbations): :meth:`prepare` opens its context."""
+
+    def __init__(self, checkpoint: str | Path | None = None, **options: Any) -> None:
+        super().__init__(checkpoint, **options)
+        self.context: DatasetContext | None = None
+
+    def prepare(self, data_dir: Path) -> None:
+        self.context = DatasetContext(data_dir, self.sample_rate)

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 
-from sag_bench.systems.base import System
-from sag_bench.systems.context import DatasetContext, require_clip_ids, stack
+from sag_bench.systems.context import DatasetSystem, require_clip_ids, stack
 
 
-class GroundTruth(System):
+class GroundTruth(DatasetSystem):
     """Ground truth: the clip's own human-composed accompaniment."""
 
     name = "groundtruth"
-
-    def __init__(self, checkpoint: str | Path | None = None, **options: Any) -> None:
-        super().__init__(checkpoint, **options)
-        self.context: DatasetContext | None = None
-
-    def prepare(self, data_dir: Path) -> None:
-        self.context = DatasetContext(data_dir, self.sample_rate)
 
     def generate(self, vocals: torch.Tensor, seed: int, clip_ids: Sequence[str] | None = None) -> torch.Tensor:
         if self.context is None:

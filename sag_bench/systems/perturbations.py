@@ -17,8 +17,7 @@ import torch
 from sag_bench.datasets.manifest import ClipRecord
 from sag_bench.systems.catalog import PERTURBATIONS  # noqa: F401  (re-exported: the entries of these systems)
 from sag_bench.seeding import derive_seed
-from sag_bench.systems.base import System
-from sag_bench.systems.context import DatasetContext, require_clip_ids, stack
+from sag_bench.systems.context import DatasetSystem, require_clip_ids, stack
 
 # Krumhansl & Kessler (1982) key profiles, tonic first: how well each pitch class fits a major / minor key.
 MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -64,17 +63,10 @@ def beat_seconds(audio: np.ndarray, sample_rate: int) -> float:
     return 60.0 / bpm
 
 
-class Perturbation(System):
+class Perturbation(DatasetSystem):
     """Base of the perturbations: the dataset context, and one accompaniment per clip from :meth:`perturb`."""
 
     name = "perturbation"
-
-    def __init__(self, checkpoint: str | Path | None = None, **options: Any) -> None:
-        super().__init__(checkpoint, **options)
-        self.context: DatasetContext | None = None
-
-    def prepare(self, data_dir: Path) -> None:
-        self.context = DatasetContext(data_dir, self.sample_rate)
 
     def truth(self, record: ClipRecord, length: int) -> np.ndarray:
         """The clip's own accompaniment, fitted to ``length`` samples."""
