@@ -92,7 +92,7 @@ def test_our_apa_matches_the_packages_own_pipeline(pairs) -> None:
     theirs = {"truth": package.evaluate(stacked(accompaniments))["apa"],
               "candidate": package.evaluate(stacked(candidate))["apa"]}
 
-    reference = apa_reference(ours, vocals, accompaniments, songs, ours.sr, seed=0, pooling="clip")
+    reference = apa_reference(ours, vocals, accompaniments, songs, ours.sr, seed=0, pooling="clip", draws=1)
     mine = {name: reference.score(reference.moments(pair_embeddings(ours, vocals, accs, ours.sr)))
             for name, accs in (("truth", accompaniments), ("candidate", candidate))}
     assert 0.0 <= theirs["candidate"] < 0.9

@@ -46,6 +46,26 @@ def test_dsp_spectral_batch_equals_single_and_fadtk_path() -> None:
     assert not torch.allclose(batch[0], batch[1])
 
 
+def test_dsp_interval_profile_is_key_invariant_and_ignores_inaudible_parts() -> None:
+    model = load_embedder("dsp-interval")
+    assert (model.name, model.sr, model.num_features) == ("dsp-interval", 24_000, 12)
+    semitone = 2 ** (1 / 12)
+
+    def profile(bass_hz: float, upper_hz: float, upper_amplitude: float = 0.3) -> torch.Tensor:
+        mix = sine(bass_hz, 2.0, 24_000, 0.3) + sine(upper_hz, 2.0, 24_000, upper_amplitude)
+        emb = model._get_embedding(mix)
+        assert emb.shape == (1 + 48_000 // 2400, 12) == (21, 12)
+        return emb[3:-3].mean(0)
+
+    fifth = profile(110.0, 110.0 * semitone ** 19)  # A2 under E4: 7 semitones above the bass, an octave up
+    assert int(fifth.argmax()) == 7 and float(fifth[7]) > 0.4 and fifth[7] > 1.5 * max(fifth[6], fifth[8])
+    torch.testing.assert_close(profile(110.0 * semitone ** 3, 110.0 * semitone ** 22), fifth, atol=0.05, rtol=0)
+    assert int(profile(110.0, 110.0 * semitone ** 25).argmax()) == 1  # two octaves and a semitone: class 1
+    # an upper part 40 dB under the bass is weighed against the floor 30 dB under the loudest frame: ~1/11 counts
+    quiet = profile(110.0, 110.0 * semitone ** 19, upper_amplitude=0.003)
+    assert float(quiet.sum()) == pytest.approx(float(fifth.sum()) / 11, rel=0.15)
+
+
 def test_crepe_tiny_uses_shipped_weights_and_embeds_frames() -> None:
     model = load_embedder("crepe-tiny")
     assert (model.name, model.sr, model.num_features) == ("crepe-tiny", 16_000, 256)

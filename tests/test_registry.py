@@ -181,7 +181,11 @@ def test_fadtk_embedders_are_listed_lazily_and_any_fadtk_name_resolves():
             "print(any(m.startswith(('fadtk', 'torch')) for m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
-    for name in listed - {"dsp-spectral", "crepe-tiny"}:
+    from sag_bench.evaluation.catalog import EMBEDDERS
+
+    ours = {entry.name for entry in EMBEDDERS.entries()}
+    assert {"dsp-spectral", "crepe-tiny", "dsp-interval"} <= ours <= listed
+    for name in listed - ours:
         assert parse_fadtk_name(name).name == name
     assert registry.entry("embedders", "MERT-v1-95M-3").kwargs == {"name": "MERT-v1-95M-3"}
     with pytest.raises(registry.UnknownComponentError, match="any fadtk model name"):

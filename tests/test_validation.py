@@ -73,14 +73,14 @@ def test_builtin_specs_run_ground_truth_and_every_perturbation(tmp_path: Path) -
 @pytest.fixture(scope="module")
 def chorale_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_chorale_fixture(tmp_path_factory.mktemp("chorales"), songs=3, clips_per_song=2, seconds=6.0,
-                                 reference_songs=3)
+                                 reference_songs=8)  # APA's R' needs a few songs to mismatch
 
 
 def test_copies_and_static_chords_score_below_ground_truth(chorale_fixture: Path) -> None:
     from sag_bench.evaluation.coherence import DEFAULT_MEASURES
 
     spec = ValidationSpec([("groundtruth", {}), ("perturb-copied-vocals", {}), ("perturb-static-chord", {})],
-                          embedders=["dsp-spectral"], coherence_boot=200, set_boot=20,
+                          embedders=["dsp-spectral", "dsp-interval"], coherence_boot=200, set_boot=20,
                           measures=[*DEFAULT_MEASURES, "rhythmic_fit", "onset_agreement"])
     table = validation.validate(chorale_fixture, spec)
     kept = table[table["measure"].isin([*DEFAULT_MEASURES, "rhythmic_fit"])]
@@ -91,6 +91,9 @@ def test_copies_and_static_chords_score_below_ground_truth(chorale_fixture: Path
     fad = table[table["measure"] == "fad/dsp-spectral"]
     assert (fad["truth"] > 1e-3).all()
     assert (table.loc[table["measure"] == "apa/dsp-spectral", "truth"] <= 1.0).all()
+    # APA over the embedder the demo table uses ranks the ground truth above both cheats
+    apa = table[table["measure"] == "apa/dsp-interval"]
+    assert len(apa) == 2 and (apa["difference"] > 0).all() and (apa["truth"] > apa["perturbed"]).all(), apa
     # the unrepaired onset agreement rewards the copy (its Pearson correlation is maximal for an echo)
     legacy = table[(table["measure"] == "onset_agreement") & (table["perturbation"] == "perturb-copied-vocals")]
     assert legacy["difference"].item() < 0

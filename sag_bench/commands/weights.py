@@ -69,13 +69,16 @@ def backbone_needs(name: str) -> list[Need]:
 
 
 def embedder_needs(name: str) -> list[Need]:
-    """The weights fadtk's embedder ``name`` loads (none for the offline embedders)."""
+    """The weights fadtk's embedder ``name`` loads (none for our offline embedders)."""
     import torch
 
     from sag_bench.evaluation import fadtk_models as fm
     from sag_bench.evaluation.fadtk_compat import import_fadtk
 
-    if name in ("dsp-spectral", "crepe-tiny"):
+    from sag_bench import registry
+    from sag_bench.evaluation.catalog import FADTK_LOADER
+
+    if registry.entry("embedders", name).target != FADTK_LOADER:  # ours: offline, weights (if any) ship in wheels
         return []
     spec = fm.parse_fadtk_name(name)
     hub = Path(torch.hub.get_dir())
@@ -166,6 +169,8 @@ def spec_needs(spec) -> list[Need]:
         add(backbone_needs("htdemucs"), "building the dataset (Demucs separation)")
     for embedder in spec.evaluation.embedders:
         add(embedder_needs(embedder), f"FAD {embedder}")
+    for embedder in spec.evaluation.apa_embedder_names() if spec.evaluation.apa else []:
+        add(embedder_needs(embedder), f"APA {embedder}")
     return list(found.values())
 
 

@@ -16,8 +16,8 @@ What we supply, and why it differs from the package's defaults (see README, "APA
   per 5 s window: chorale clips are 10 s and few, so per-window vectors would leave the covariances singular;
   ``pooling="clip"`` (one mean vector per clip) is the package's one-vector-per-window layout with the window
   equal to the clip;
-* R' pairs each vocal with a clip of *another song*, drawn by a seeded permutation (the package shuffles windows
-  with an unseeded buffer, which may pair a window with its own song).
+* R' pairs each vocal with a clip of *another song*, drawn by seeded permutations (the package shuffles windows
+  with an unseeded buffer, which may pair a window with its own song), pooled over ``MISMATCH_DRAWS`` of them.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from sag_bench.audio import MIX_GAIN
 from sag_bench.evaluation.protocol import eval_mix
 
 POOLINGS = ("frames", "clip")
+# R' is an expectation over mismatched pairings: one seeded pairing of 48 clips is a noisy estimate of it.
+MISMATCH_DRAWS = 4
 EMBED_BATCH = 8
 
 
@@ -127,9 +129,14 @@ def _stats(embeddings: Sequence[np.ndarray]) -> GaussianStats:
 
 def apa_reference(embedder: Any, vocals: Sequence[np.ndarray], accompaniments: Sequence[np.ndarray],
                   songs: Sequence[str], sample_rate: int, seed: int = 0, pooling: str = "frames",
-                  gain: float = MIX_GAIN) -> APAReference:
-    """R from the true pairs, R' from each vocal with the accompaniment of another song's clip (seeded)."""
-    partners = shuffled_partners(songs, seed)
+                  gain: float = MIX_GAIN, draws: int = MISMATCH_DRAWS) -> APAReference:
+    """R from the true pairs, R' from each vocal with the accompaniment of another song's clip, pooled over
+    ``draws`` seeded pairings (seeds ``seed``, ``seed + 1``, ...)."""
+    if draws < 1:
+        raise ValueError(f"APA needs at least one mismatched pairing, not draws={draws}")
     matched = pair_embeddings(embedder, vocals, accompaniments, sample_rate, gain)
-    mismatched = pair_embeddings(embedder, vocals, [accompaniments[j] for j in partners], sample_rate, gain)
+    mismatched = [embedding for draw in range(draws)
+                  for embedding in pair_embeddings(embedder, vocals, [accompaniments[j] for j in
+                                                                      shuffled_partners(songs, seed + draw)],
+                                                   sample_rate, gain)]
     return APAReference.of(matched, mismatched, pooling)

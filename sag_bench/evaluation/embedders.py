@@ -120,6 +120,67 @@ class DSPSpectralModel(BatchEmbedder):
         return _embed_grouped_by_length(audios, lambda batch: self.features(batch.to(self.device)))
 
 
+# dsp-interval settings: 170 ms windows every 100 ms at 24 kHz (10 frames/s); the bass band is below 300 Hz, the
+# upper band 300 Hz to 4 kHz (the vocals' fundamentals and the upper voices); a band's chroma is normalised by its
+# power plus a floor 30 dB under the clip's loudest frame (INTERVAL_FLOOR, in power), so a part 40 dB under the
+# mix counts about a tenth of one at full level.
+INTERVAL_N_FFT = 4096
+INTERVAL_HOP = 2400
+INTERVAL_SPLIT_HZ = 300.0
+INTERVAL_TOP_HZ = 4000.0
+INTERVAL_FLOOR = 1e-3
+
+
+class IntervalProfileModel(BatchEmbedder):
+    """Offline signal-processing embedder of how the bass and the upper parts of a mix sound together: per frame,
+    the circular cross-correlation of the bass band's chroma with the upper band's (12-d, entry k = how much the
+    upper band sounds k semitones above the bass). Key-invariant by construction, so a song's key does not move
+    it, while a transposed, shifted or foreign accompaniment does: built for APA (see README, "APA")."""
+
+    hop = INTERVAL_HOP
+
+    def __init__(self, device: str = "cpu") -> None:
+        super().__init__("dsp-interval", DSP_N_CHROMA, DSP_SAMPLE_RATE, device)
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "n_fft": INTERVAL_N_FFT, "hop": INTERVAL_HOP, "split_hz": INTERVAL_SPLIT_HZ,
+                "top_hz": INTERVAL_TOP_HZ, "floor": INTERVAL_FLOOR, "version": 1}
+
+    def load_model(self) -> None:
+        import librosa
+
+        chroma = librosa.filters.chroma(sr=self.sr, n_fft=INTERVAL_N_FFT, n_chroma=DSP_N_CHROMA)
+        freqs = librosa.fft_frequencies(sr=self.sr, n_fft=INTERVAL_N_FFT)
+        bass = freqs < INTERVAL_SPLIT_HZ
+        upper = (freqs >= INTERVAL_SPLIT_HZ) & (freqs < INTERVAL_TOP_HZ)
+        self.model = {"bass": torch.from_numpy(np.asarray(chroma * bass, dtype=np.float32)).to(self.device),
+                      "upper": torch.from_numpy(np.asarray(chroma * upper, dtype=np.float32)).to(self.device),
+                      "window": torch.hann_window(INTERVAL_N_FFT, device=self.device)}
+
+    def to(self, device: str | torch.device) -> "IntervalProfileModel":
+        super().to(device)
+        if self.model is not None:
+            self.model = {name: value.to(self.device) for name, value in self.model.items()}
+        return self
+
+    def features(self, audio: torch.Tensor) -> torch.Tensor:
+        """Interval profiles ``[B, frames, 12]`` for equal-length audio ``[B, T]`` (centred frames, 1 + T // hop)."""
+        if self.model is None:
+            self.load_model()
+        spec = torch.stft(audio, INTERVAL_N_FFT, hop_length=INTERVAL_HOP, window=self.model["window"], center=True,
+                          pad_mode="constant", return_complex=True)
+        power = spec.real.square() + spec.imag.square()  # [B, bins, frames]
+        floor = INTERVAL_FLOOR * power.sum(dim=1).amax(dim=1)[:, None, None] + DSP_EPS
+        bass, upper = self.model["bass"] @ power, self.model["upper"] @ power  # [B, 12, frames]
+        bass = bass / (bass.sum(dim=1, keepdim=True) + floor)
+        upper = upper / (upper.sum(dim=1, keepdim=True) + floor)
+        profile = torch.stack([(bass * torch.roll(upper, -k, dims=1)).sum(dim=1) for k in range(DSP_N_CHROMA)], 1)
+        return profile.transpose(1, 2)
+
+    def embed_batch(self, audios: list[np.ndarray]) -> list[torch.Tensor]:
+        return _embed_grouped_by_length(audios, lambda batch: self.features(batch.to(self.device)))
+
+
 def _embed_grouped_by_length(audios: list[np.ndarray],
                              fn: Callable[[torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
     """Run ``fn`` on stacks of equal-length clips (so padding never changes a result); keep input order."""

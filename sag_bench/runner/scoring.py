@@ -156,7 +156,7 @@ def score_apa(clips: Clips, keys: list[str], evaluation: EvaluationSpec, gain: f
     references = apa_reference_records(clips, evaluation.reference_split)
     vocals = [dataset.load_vocals(record) for record in clips.records]
     rows = []
-    for embedder_name in evaluation.embedders:
+    for embedder_name in evaluation.apa_embedder_names():
         reference = None
         for key in tqdm(keys, desc=f"APA {embedder_name}", unit="system"):
             path = store.apa_path(embedder_name, key)

@@ -83,10 +83,15 @@ class EvaluationSpec:
     inf: bool = False
     batch_size: int = 8
     apa: bool = False  # APA per embedder, reference pairs from ``reference_split``
+    apa_embedders: list[str] | None = None  # APA's embedders (None: the FAD embedders)
     reference_split: str = "train"  # APA's (and validation's FAD) reference pairs: song-disjoint from the run's split
     measures: list[str] | None = None  # coherence measures (None: the validated defaults)
     coherence_bootstrap: int = 2000  # resamples for per-clip measures in a validation run
     validation: str | None = None  # a validation.csv gating the table (None: the committed reference, if any)
+
+    def apa_embedder_names(self) -> list[str]:
+        """The embedders APA is computed over when ``apa`` is on: ``apa_embedders``, else the FAD embedders."""
+        return list(self.embedders if self.apa_embedders is None else self.apa_embedders)
 
 
 @dataclass
@@ -306,7 +311,7 @@ def _validate(spec: Spec, path: Path) -> None:
             registry.entry("systems", system.name)
             for backbone in system.backbones:
                 registry.entry("backbones", backbone)
-        for embedder in spec.evaluation.embedders:
+        for embedder in {*spec.evaluation.embedders, *spec.evaluation.apa_embedder_names()}:
             registry.entry("embedders", embedder)
     except registry.UnknownComponentError as error:
         raise SpecError(f"{path}: {error}") from None
