@@ -36,7 +36,8 @@ def test_any_length_gives_the_same_length_and_seeds_decide(system):
     assert set(system.timer.seconds) == {"semantic", "condition", "sampler", "vocoder"}
     assert torch.equal(out, system.generate(vocals, seed=1))
     # row 0 does not depend on row 1 (up to float summation order in batched kernels)
-    assert torch.allclose(out[:1], system.generate(vocals[:1], seed=1), atol=1e-4)
+    # (batched kernels' summation order, amplified by 32 Griffin-Lim iterations: 2e-4 here; other seeds differ by ~0.1)
+    assert torch.allclose(out[:1], system.generate(vocals[:1], seed=1), atol=1e-3)
     short = system.generate(vocals[:1, :1000], seed=1)
     assert short.shape == (1, 1000)
     assert not torch.equal(short, system.generate(vocals[:1, :1000], seed=2))

@@ -70,6 +70,16 @@ def test_uncached_decoding_generates_the_same_audio(bundle):
     torch.testing.assert_close(cached.generate(vocals, seed=1), uncached.generate(vocals, seed=1))
 
 
+def test_a_clips_output_does_not_depend_on_its_batch(bundle):
+    vocals = torch.stack([_tone(0.3, 440, 4), _tone(0.3, 330, 4), _tone(0.3, 262, 4)])
+    system = SingSongSystem.from_bundle(bundle, stages="scf")
+    system.load("cpu")
+    together = system.generate(vocals, seed=3, clip_ids=["a", "b", "c"])
+    alone = system.generate(vocals[[2]], seed=3, clip_ids=["c"])
+    torch.testing.assert_close(alone[0], together[2], atol=1e-5, rtol=0)
+    assert not torch.allclose(system.generate(vocals[[2]], seed=3, clip_ids=["d"]), alone, atol=1e-3)
+
+
 def test_bad_options_and_missing_checkpoint(tmp_path):
     with pytest.raises(UserError, match="stages"):
         SingSongSystem(stages="cf")

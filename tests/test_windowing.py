@@ -48,6 +48,11 @@ def test_seeds_do_not_depend_on_batching_and_short_inputs_are_padded():
     b = generate_windowed(record, audio, 100, 20, seed=5, batch_size=7)
     c = generate_windowed(record, audio, 100, 20, seed=6, batch_size=7)
     assert torch.equal(a, b) and not torch.equal(a, c)
+    # with clip ids a clip's windows keep their seeds wherever the clip sits in the batch
+    ids = ["x", "y", "z"]
+    d = generate_windowed(record, audio, 100, 20, seed=5, clip_ids=ids)
+    e = generate_windowed(record, audio[[2, 0]], 100, 20, seed=5, clip_ids=["z", "x"])
+    assert torch.equal(e, d[[2, 0]]) and not torch.equal(d, a)
     shapes = []
     generate_windowed(lambda w, s: shapes.append(w.shape) or w, torch.ones(2, 40), 100, 20, seed=0)
     assert shapes == [(2, 100)]

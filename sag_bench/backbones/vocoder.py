@@ -114,13 +114,14 @@ class GriffinLimVocoder(Vocoder):
         self.seed = seed
 
     def decode(self, mel: torch.Tensor) -> torch.Tensor:
-        """Waveform ``[B, F * 256]`` for a log-mel ``[B, 100, F]``; deterministic for a given seed."""
+        """Waveform ``[B, F * 256]`` for a log-mel ``[B, 100, F]``; deterministic for a given seed. Every row starts
+        from the same random phases, so a row's waveform does not depend on the other rows of the batch."""
         mel = _check_mel(mel, self.name)
         magnitude = mel_to_magnitude(mel)
         window = torch.hann_window(WIN_SIZE, device=mel.device)
         envelope = _fold(window.pow(2)[None, :, None].expand(1, -1, mel.shape[-1])).clamp_min(1e-8)
         generator = torch.Generator().manual_seed(self.seed)
-        phase = torch.rand(magnitude.shape, generator=generator).to(mel.device) * (2 * math.pi)
+        phase = torch.rand(magnitude.shape[1:], generator=generator).to(mel.device).expand_as(magnitude) * (2 * math.pi)
         angles = torch.polar(torch.ones_like(magnitude), phase)
         previous = torch.zeros_like(angles)
         blend = GRIFFIN_LIM_MOMENTUM / (1.0 + GRIFFIN_LIM_MOMENTUM)

@@ -264,7 +264,7 @@ def _next_jobs(splits: dict[str, list[Song]], sizes: dict[str, Any], counts: dic
 
 
 def build(out_dir: str | Path, preset: str = "tiny", seed: int = 0, workers: int | None = None) -> Path:
-    """Render the chorale clip set named by ``preset`` (``tiny`` | ``full`` | ``smoke``) into ``out_dir``.
+    """Render the chorale clip set named by ``preset`` (``tiny`` | ``small`` | ``full`` | ``smoke``) into ``out_dir``.
 
     Songs are taken in seeded order, split by split, until each split's clip budget is met (all songs for
     ``full``). Rendering runs in ``workers`` processes (default: up to 2). Returns the manifest path.

@@ -1,8 +1,8 @@
 """Long-input windowing for any fixed-window system: split into overlapping windows, generate them in batches,
 overlap-add with a linear crossfade. Shorter inputs are zero-padded to one window and trimmed back.
 
-Each window gets its own seed derived from (seed, row, window index), so a window's output does not depend on how
-the windows are grouped into batches.
+Each window gets its own seed derived from (seed, clip id or row, window index), so a window's output does not
+depend on how the windows are grouped into batches, nor (given clip ids) on where its clip sits in the batch.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def _fade_weights(window: int, fade_in: int, fade_out: int, device: torch.device
 
 
 def generate_windowed(fn: WindowFn, audio: torch.Tensor, window: int, overlap: int, seed: int,
-                      batch_size: int = 4) -> torch.Tensor:
+                      batch_size: int = 4, clip_ids: Sequence[str] | None = None) -> torch.Tensor:
     """Apply ``fn(windows [N, window], seeds) -> [N, window]`` to ``audio`` ``[B, T]`` of any length; ``[B, T]`` out.
 
     Windows of all rows are generated together, ``batch_size`` at a time (tqdm progress when there are several
@@ -53,7 +53,8 @@ def generate_windowed(fn: WindowFn, audio: torch.Tensor, window: int, overlap: i
     padded = torch.nn.functional.pad(audio, (0, max(0, window - length)))
     keys = [(row, k) for row in range(rows) for k in range(len(starts))]
     windows = torch.stack([padded[row, starts[k]: starts[k] + window] for row, k in keys])
-    seeds = [derive_seed(seed, row, k) for row, k in keys]
+    clip_keys = list(clip_ids) if clip_ids is not None else list(range(rows))
+    seeds = [derive_seed(seed, clip_keys[row], k) for row, k in keys]
     chunks = range(0, len(keys), batch_size)
     outputs = torch.cat([fn(windows[i: i + batch_size], seeds[i: i + batch_size])
                          for i in tqdm(chunks, desc="windows", disable=len(chunks) < 2)])

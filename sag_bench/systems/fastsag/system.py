@@ -92,7 +92,7 @@ class FastSAGSystem(System):
         vocals = vocals.to(self.device, torch.float32)
         overlap = int(self.config.inference.window_overlap_seconds * self.sample_rate)
         return generate_windowed(self._generate_windows, vocals, self.config.model.window_samples, overlap, seed,
-                                 self.config.inference.batch_size)
+                                 self.config.inference.batch_size, clip_ids)
 
     def network_calls(self, samples: int | None = None) -> int:
         """Denoiser evaluations for one clip of ``samples`` at 24 kHz (default: one model window): sampler calls per

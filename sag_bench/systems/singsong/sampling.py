@@ -9,6 +9,7 @@ speed-up is measured against; both give the same logits up to float rounding).
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -17,8 +18,12 @@ from tqdm import tqdm
 from sag_bench.systems.singsong.decoding import KVCacheDecoder
 
 
+# One generator for the whole batch, or one per row (then a row's tokens do not depend on the other rows).
+Generators = torch.Generator | Sequence[torch.Generator] | None
+
+
 def sample_in_range(scores: torch.Tensor, lo: int, temperature: float, top_k_fraction: float,
-                    generator: torch.Generator | None) -> torch.Tensor:
+                    generator: Generators) -> torch.Tensor:
     """Sample token ids ``[B]`` from ``scores`` ``[B, n]``, the logits of vocabulary entries ``[lo, lo + n)``.
 
     ``temperature <= 0`` means greedy. Top-k keeps ``ceil(top_k_fraction * n)`` logits (at least one).
@@ -28,17 +33,32 @@ def sample_in_range(scores: torch.Tensor, lo: int, temperature: float, top_k_fra
     k = max(1, math.ceil(top_k_fraction * scores.shape[1]))
     values, indices = scores.topk(k, dim=-1)
     probs = torch.softmax(values / temperature, dim=-1)
-    choice = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    if generator is None or isinstance(generator, torch.Generator):
+        choice = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    else:
+        if len(generator) != len(probs):
+            raise ValueError(f"{len(generator)} generators for a batch of {len(probs)}")
+        choice = torch.cat([torch.multinomial(row[None], 1, generator=g)[0] for row, g in zip(probs, generator)])
     return indices.gather(1, choice[:, None]).squeeze(1) + lo
+
+
+def child_generators(generators: Generators, count: int) -> Generators:
+    """Per-row generators repeated for ``count`` windows of each row (row-major), each seeded from its row's
+    generator; a single generator (or None) is returned as is."""
+    if generators is None or isinstance(generators, torch.Generator):
+        return generators
+    return [torch.Generator(g.device).manual_seed(int(torch.randint(0, 2**62, (1,), generator=g, device=g.device)))
+            for g in generators for _ in range(count)]
 
 
 @torch.inference_mode()
 def sample_tokens(net: nn.Module, prefix: torch.Tensor, ranges: torch.Tensor, temperature: float,
-                  top_k_fraction: float, generator: torch.Generator | None = None,
+                  top_k_fraction: float, generator: Generators = None,
                   cache_kv: bool = True, desc: str = "sampling") -> torch.Tensor:
     """Continue ``prefix`` ``[B, L]`` by ``len(ranges)`` tokens, position ``i`` restricted to ``ranges[i]``.
 
-    Returns only the new tokens ``[B, len(ranges)]``. Deterministic given ``generator``'s state. A progress bar
+    Returns only the new tokens ``[B, len(ranges)]``. Deterministic given the state of ``generator`` (one for the
+    batch, or one per row). A progress bar
     (``desc``) shows on a terminal only.
     """
     batch, start = prefix.shape

@@ -13,7 +13,7 @@ from x_transformers import Decoder, TransformerWrapper
 
 from sag_bench.systems.singsong.config import N_COARSE, N_FINE, StageConfig
 from sag_bench.systems.singsong.layout import StageLayout, Stream
-from sag_bench.systems.singsong.sampling import sample_tokens
+from sag_bench.systems.singsong.sampling import Generators, child_generators, sample_tokens
 from sag_bench.systems.singsong.windows import split_windows, stitch_windows, window_starts
 
 IGNORE_INDEX = -100
@@ -78,7 +78,7 @@ class StageLM(nn.Module):
         """The training loss (:meth:`loss`), so that wrapped models (DDP) train through ``__call__``."""
         return self.loss(condition, target)
 
-    def generate(self, condition: torch.Tensor, generator: torch.Generator | None = None,
+    def generate(self, condition: torch.Tensor, generator: Generators = None,
                  cache_kv: bool = True, temperature: float | None = None,
                  prompt: torch.Tensor | None = None) -> torch.Tensor:
         """Target codes for condition codes ``[B, Qc, F]``: ``[B, Qt, F - P]``, the frames after ``prompt``.
@@ -99,7 +99,7 @@ class StageLM(nn.Module):
                                cache_kv=cache_kv, desc=f"{self.layout.target.name} stage")
         return self.layout.target_codes(tokens)
 
-    def generate_windows(self, condition: torch.Tensor, hop: int, generator: torch.Generator | None = None,
+    def generate_windows(self, condition: torch.Tensor, hop: int, generator: Generators = None,
                          cache_kv: bool = True, temperature: float | None = None) -> torch.Tensor:
         """Target codes ``[B, Qt, F]`` for condition codes ``[B, Qc, F]`` of any length, in windows of
         ``max_frames`` whose starts are ``hop`` frames apart (the last one ends at ``F``).
@@ -111,7 +111,8 @@ class StageLM(nn.Module):
         frames, window = condition.shape[-1], self.max_frames
         starts = window_starts(frames, window, hop)
         if hop >= window:
-            pieces = self.generate(split_windows(condition, starts, window), generator, cache_kv, temperature)
+            pieces = self.generate(split_windows(condition, starts, window), child_generators(generator, len(starts)),
+                                   cache_kv, temperature)
             return stitch_windows(pieces, starts, frames)
         generated = None
         for start in starts:

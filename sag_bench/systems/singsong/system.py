@@ -16,6 +16,7 @@ from sag_bench.systems.base import System
 from sag_bench.systems.singsong.checkpoint import SingSongBundle, hop_frames, load_bundle
 from sag_bench.systems.singsong.config import STAGES
 from sag_bench.systems.singsong.stages import stage_condition
+from sag_bench.seeding import derive_seed
 from sag_bench.systems.singsong.tokenizer import add_noise
 
 PIPELINES = {"sc": ("semantic", "coarse"), "scf": ("semantic", "coarse", "fine")}
@@ -73,16 +74,19 @@ class SingSongSystem(System):
         return info
 
     def generate(self, vocals: torch.Tensor, seed: int, clip_ids: Sequence[str] | None = None) -> torch.Tensor:
-        """Accompaniments ``[B, T]`` for vocals ``[B, T]`` at 24 kHz; deterministic given ``seed``."""
+        """Accompaniments ``[B, T]`` for vocals ``[B, T]`` at 24 kHz; deterministic given ``seed`` and, per clip, its
+        id (its row when ``clip_ids`` is None): a clip's output does not depend on the other clips of the batch."""
         if self.bundle is None:
             raise RuntimeError("call load() before generate()")
         config, tokenizer, models = self.bundle.config, self.bundle.tokenizer, self.bundle.models
         vocals = vocals.to(self.device).float()
         num_samples = vocals.shape[-1]
         frames = tokenizer.num_frames(num_samples)
-        generator = torch.Generator(self.device).manual_seed(seed)
+        keys = list(clip_ids) if clip_ids is not None else range(len(vocals))
+        generator = [torch.Generator(self.device).manual_seed(derive_seed(seed, key)) for key in keys]
         with self.timer.stage("semantic"):
-            vocal_ids = tokenizer.semantic_ids(add_noise(vocals, config.noise_sigma, generator), frames)
+            noisy = torch.cat([add_noise(row[None], config.noise_sigma, g) for row, g in zip(vocals, generator)])
+            vocal_ids = tokenizer.semantic_ids(noisy, frames)
         codes, generated = vocal_ids, []
         for stage in self.stages:
             with self.timer.stage(f"{stage}-stage"):
