@@ -7,7 +7,7 @@ import torch
 
 from sag_bench.systems.singsong.config import StageConfig, load_preset
 from sag_bench.systems.singsong.stages import StageLM, stage_layout
-from sag_bench.systems.singsong.train import NoisyVocalIds, WindowDataset, _stage_loss
+from sag_bench.systems.singsong.train import NoisyVocalIds, WindowDataset, stage_loss
 from sag_bench.training import LoopSettings, seed_everything, step_seed, train_loop
 
 SEMANTIC_VOCAB, CODEBOOK, FRAMES, WINDOW = 16, 32, 12, 6
@@ -62,7 +62,7 @@ def _train(tmp_path, batch_size: int, accumulate: int, steps: int) -> StageLM:
                     StageConfig(dim=32, depth=1, heads=2, temperature=1.0), max_frames=WINDOW)
     settings = LoopSettings(steps=steps, batch_size=batch_size, accumulate=accumulate, lr=1e-3, seed=5,
                             checkpoint_every=100, device="cpu", optimizer="adamw", weight_decay=0.01)
-    train_loop(model, _fine_windows(), _stage_loss, settings, tmp_path / f"b{batch_size}a{accumulate}s{steps}")
+    train_loop(model, _fine_windows(), stage_loss, settings, tmp_path / f"b{batch_size}a{accumulate}s{steps}")
     return model
 
 

@@ -139,7 +139,8 @@ def needs_vocal_ids(stage: str, layout: StageLayout | None) -> bool:
     return stage == "semantic" or (layout is not None and layout.condition.name == "semantic+vocal")
 
 
-def _stage_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def stage_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The training loop's loss of one stage: the model's mean cross-entropy on the window's target tokens."""
     return {"loss": model(batch["condition"], batch["target"])}
 
 
@@ -249,7 +250,7 @@ def train(data_dir: Path, out_dir: Path, preset: str, stage: str, steps: int | N
     run_dir = out_dir / RUNS_DIR / stage
     metadata: dict[str, Any] = {"config": config.to_dict(), "stage": stage, "data": str(data_dir)}
     try:
-        result = train_loop(model, stage_windows(config, tokenizer, stage, model.layout, tokens, vocals), _stage_loss,
+        result = train_loop(model, stage_windows(config, tokenizer, stage, model.layout, tokens, vocals), stage_loss,
                             settings, run_dir, resume=resume, metadata=metadata)
     except FileExistsError as error:
         raise UserError(str(error)) from None
