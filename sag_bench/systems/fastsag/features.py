@@ -99,9 +99,9 @@ def augment_vocals(vocals: torch.Tensor, train: TrainConfig) -> torch.Tensor:
 
 def cached_targets(features: Features, accompaniment: torch.Tensor, cache: ContentCache,
                    device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    """:meth:`Features.targets` of ``accompaniment`` ``[T]`` (CPU) as CPU tensors, read from ``cache`` when there; on
-    a miss computed on ``device`` and written atomically. Keyed by the sha256 of the samples and of the feature settings, so changed
-    audio or settings can never return stale features."""
+    """:meth:`Features.targets` of ``accompaniment`` ``[T]`` (CPU) as CPU tensors, read from ``cache`` when there;
+    on a miss computed on ``device`` and written atomically. Keyed by the sha256 of the samples and of the feature
+    settings, so changed audio or settings can never return stale features."""
     settings = json.dumps(features.target_settings(), sort_keys=True, default=str)
     content = sha256_bytes(accompaniment.contiguous().numpy().tobytes())
     keys = {name: sha256_bytes(f"{content}|{settings}|{name}".encode()) for name in features.target_frames()}

@@ -63,8 +63,9 @@ class NoisyVocalIds:
     semantic encoder and the k-means, and the context frames are cut off again, so encoders with a limited receptive
     field (the DSP stand-in: +-3.2 frames) see what they would see in the whole noisy clip. Only the clean vocals are
     kept (in memory, loaded once). Cost per step: one encoder pass over ``batch x (window + 2 x context)`` of audio
-    (tiny preset: 8 x 3 s through the DSP encoder, about as long as the tiny stage's own step on one CPU thread;
-    paper preset: one MERT-v1-95M forward over 24 x 10 s clips, no gradients). Stages that do not condition on
+    (tiny preset: 8 x 3 s through the DSP encoder, about 35 ms on one CPU thread, so the tiny semantic stage trains
+    at about 0.8x the speed it had with ids tokenized once per clip, see ``bench/training_throughput.py``; paper
+    preset: one MERT-v1-95M forward over 24 x 10 s clips per step, no gradients). Stages that do not condition on
     the vocals (coarse by default, fine) never pay it.
 
     The noise of clip ``i`` comes from a generator seeded by ``derive_seed(torch.initial_seed(), i)``; the training
