@@ -62,7 +62,7 @@ class FeatureClips(Sequence[dict[str, torch.Tensor]]):
     def __init__(self, clips: ClipPairs, features: Features, cache: ContentCache | None,
                  keep_in_memory: bool = False, device: str | torch.device = "cpu") -> None:
         self.clips, self.features, self.cache, self.device = clips, features, cache, device
-        self.memory: dict[int, dict[str, torch.Tensor]] | None = {} if keep_in_memory and cache else None
+        self.memory: dict[int, dict[str, torch.Tensor]] | None = {} if keep_in_memory and cache is not None else None
 
     def __len__(self) -> int:
         return len(self.clips)
