@@ -13,6 +13,7 @@ Interrupting at any checkpoint and resuming gives bit-identical weights to an un
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import pickle
@@ -176,6 +177,11 @@ class LoopSettings:
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
     warmup_steps: int = 0  # linear learning-rate warm-up from 0, then constant
+    accumulate: int = 1  # micro-batches of ``batch_size`` per optimiser step (gradient accumulation)
+
+    def __post_init__(self) -> None:
+        if self.accumulate < 1:
+            raise ValueError(f"accumulate must be >= 1, not {self.accumulate}")
 
 
 def make_optimizer(params: Iterable[torch.nn.Parameter], settings: LoopSettings) -> torch.optim.Optimizer:
@@ -227,7 +233,10 @@ def train_loop(model: torch.nn.Module, dataset: Sequence[Any], loss_fn: LossFn, 
     """Train ``model`` for ``settings.steps`` steps and return where the results are.
 
     ``loss_fn(model, batch)`` returns named scalar losses including ``"loss"`` (the one optimised); every value is
-    logged. ``batch`` is ``collate([dataset[i] ...])`` moved to the device. ``clip_groups`` lists groups of
+    logged. ``batch`` is ``collate([dataset[i] ...])`` moved to the device. With ``settings.accumulate`` = k > 1
+    each optimiser step fetches k * ``batch_size`` items first, then runs k micro-batches, each loss divided by k
+    (the update of one batch of k * ``batch_size`` when the loss is a mean over equal items; logged losses are the
+    micro-batch means). ``clip_groups`` lists groups of
     parameter-name prefixes whose gradient norms are clipped separately at ``settings.grad_clip``.
     ``metadata`` (e.g. the model config) is stored in every checkpoint. With ``resume`` the run continues from
     ``out_dir/checkpoint.pt`` exactly as if never interrupted; without it an existing checkpoint is an error.
@@ -270,19 +279,27 @@ def train_loop(model: torch.nn.Module, dataset: Sequence[Any], loss_fn: LossFn, 
                     disable=not accelerator.is_local_main_process)
     for step in progress:
         seed_everything(step_seed(settings.seed, step, rank))
-        indices = batch_indices(len(dataset), settings.batch_size * world, step, settings.seed)[rank::world]
-        batch = _to_device(collate([dataset[i] for i in indices]), accelerator.device)
-        with accelerator.autocast():
-            losses = loss_fn(model, batch)
+        indices = batch_indices(len(dataset), settings.batch_size * settings.accumulate * world, step,
+                                settings.seed)[rank::world]
+        items = [dataset[i] for i in indices]  # all drawn before any forward pass: same data for any accumulate
         optimizer.zero_grad(set_to_none=True)
-        accelerator.backward(losses["loss"])
+        totals: dict[str, torch.Tensor] = {}
+        for micro in range(settings.accumulate):
+            batch = _to_device(collate(items[micro * settings.batch_size: (micro + 1) * settings.batch_size]),
+                               accelerator.device)
+            last_micro = micro + 1 == settings.accumulate
+            with contextlib.nullcontext() if last_micro else accelerator.no_sync(model):
+                with accelerator.autocast():
+                    losses = loss_fn(model, batch)
+                accelerator.backward(losses["loss"] / settings.accumulate)
+            for name, value in losses.items():
+                totals[name] = totals.get(name, 0) + value.detach().float() / settings.accumulate
         if settings.grad_clip is not None:
             for params in groups:
                 accelerator.clip_grad_norm_(params, settings.grad_clip)
         optimizer.step()
         scheduler.step()
-        last = {name: float(accelerator.reduce(value.detach().float(), reduction="mean"))
-                for name, value in losses.items()}
+        last = {name: float(accelerator.reduce(value, reduction="mean")) for name, value in totals.items()}
         log.append(step, last)
         progress.set_postfix({k: f"{v:.4g}" for k, v in last.items()})
         if (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps:

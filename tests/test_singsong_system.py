@@ -208,10 +208,13 @@ def test_training_windows_carry_the_vocal_semantics_for_the_coarse_option():
     from sag_bench.systems.singsong.stages import stage_layout
     from sag_bench.systems.singsong.train import WindowDataset
 
-    tokens = {"vocal": [torch.full((1, 20), 3)], "semantic": [torch.full((1, 20), 5)],
-              "coarse": [torch.zeros(3, 20, dtype=torch.long)], "fine": [torch.zeros(5, 20, dtype=torch.long)]}
+    tokens = {"semantic": [torch.full((1, 20), 5)], "coarse": [torch.zeros(3, 20, dtype=torch.long)],
+              "fine": [torch.zeros(5, 20, dtype=torch.long)]}
+    vocal_ids = lambda clip, start, frames: torch.full((1, frames), 3)  # noqa: E731
     layout = stage_layout("coarse", 8, 16, coarse_condition="semantic+vocal")
-    item = WindowDataset(tokens, "coarse", 6, layout)[0]
+    item = WindowDataset(tokens, "coarse", 6, layout, vocal_ids)[0]
     assert item["condition"].tolist() == [[5] * 6, [3] * 6] and item["target"].shape == (3, 6)
     plain = WindowDataset(tokens, "coarse", 6, stage_layout("coarse", 8, 16))[0]
     assert plain["condition"].tolist() == [[5] * 6]
+    with pytest.raises(ValueError, match="vocal ids"):
+        WindowDataset(tokens, "coarse", 6, layout)

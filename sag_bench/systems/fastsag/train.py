@@ -1,4 +1,5 @@
-"""Training FastSAG (any variant) on a dataset folder with the shared loop of :mod:`sag_bench.training`."""
+"""Training FastSAG (any variant) on a dataset folder with the shared loop of :mod:`sag_bench.training`; the
+accompaniments' target features are computed once per clip content and cached (:class:`FeatureClips`)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,17 @@ from sag_bench.audio import CLIP_SAMPLES, rescale_for_features
 from sag_bench.errors import UserError
 from sag_bench.datasets.manifest import ClipDataset, ClipRecord
 from sag_bench.runs import write_provenance
+from sag_bench.store import ContentCache
 from sag_bench.systems.fastsag import checkpoint as ckpt
 from sag_bench.systems.fastsag.config import VARIANTS, FastSAGConfig, load_preset
-from sag_bench.systems.fastsag.features import Features, augment_vocals
+from sag_bench.systems.fastsag.features import Features, augment_vocals, cached_targets
 from sag_bench.systems.fastsag.model import FastSAGModel
 from sag_bench.training import LoopSettings, TrainResult, load_checkpoint, train_loop
 
 # Reference facts: gradient clipping applies to the prior encoder and to the denoiser, each on its own.
 CLIPPED_BLOCKS = (("prior_projection.encoder",), ("denoiser",))
+# Namespace of the accompaniments' target features in a training run's content cache.
+FEATURE_CACHE = "fastsag-targets"
 
 
 class ClipPairs(Sequence[dict[str, torch.Tensor]]):
@@ -46,37 +50,83 @@ class ClipPairs(Sequence[dict[str, torch.Tensor]]):
         return self.cache[index]
 
 
+class FeatureClips(Sequence[dict[str, torch.Tensor]]):
+    """Training items: a clip's clean ``vocals`` ``[T]`` and its accompaniment's target features (``mel``
+    ``[n_mels, F]``, ``semantic`` ``[F', dim]``, see :meth:`Features.targets`), each computed once per clip content
+    through ``cache`` (a :class:`ContentCache`, on disk) and held in memory with ``keep_in_memory``.
+
+    ``cache=None`` computes the targets at every access instead (the uncached baseline of
+    ``bench/training_throughput.py``; the values are the same).
+    """
+
+    def __init__(self, clips: ClipPairs, features: Features, cache: ContentCache | None,
+                 keep_in_memory: bool = False, device: str | torch.device = "cpu") -> None:
+        self.clips, self.features, self.cache, self.device = clips, features, cache, device
+        self.memory: dict[int, dict[str, torch.Tensor]] | None = {} if keep_in_memory and cache is not None else None
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def _item(self, index: int) -> dict[str, torch.Tensor]:
+        pair = self.clips[index]
+        if self.cache is None:
+            targets = {k: v.cpu() for k, v in self.features.targets(pair["accompaniment"].to(self.device)).items()}
+        else:
+            targets = cached_targets(self.features, pair["accompaniment"], self.cache, self.device)
+        return {"vocals": pair["vocals"], **targets}
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        if self.memory is None:
+            return self._item(index)
+        if index not in self.memory:
+            self.memory[index] = self._item(index)
+        return self.memory[index]
+
+
 class FastSAGLoss:
-    """``loss_fn(model, batch)`` for the shared loop: augmentation, frozen features, weighted sum of the losses."""
+    """``loss_fn(model, batch)`` for the shared loop on :class:`FeatureClips` batches: a random window per row,
+    fresh vocal augmentation and vocal features every step, target features sliced from the cached clip ones,
+    weighted sum of the losses.
+
+    For the slices to be exact, windows start on :attr:`Features.window_grid` (every 1280 samples, 53 ms) and the
+    accompaniment is min-max rescaled once per clip rather than per window (the vocals still per window, as at
+    inference); the first and last few target frames of a window see the clip around it instead of padding.
+    """
 
     def __init__(self, config: FastSAGConfig, features: Features) -> None:
         self.config, self.features = config, features
 
     def __call__(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        train = self.config.train
         if self.features.encoder is not None:
             self.features.encoder.to(batch["vocals"].device)
-        vocals, accompaniment = random_windows(self.config.model.window_samples, batch["vocals"],
-                                               batch["accompaniment"])
-        vocals = rescale_for_features(augment_vocals(vocals, train))
-        accompaniment = rescale_for_features(accompaniment)
+        window, grid = self.config.model.window_samples, self.features.window_grid
+        starts = window_starts(batch["vocals"].shape[0], batch["vocals"].shape[-1], window, grid)
+        vocals = rescale_for_features(augment_vocals(crop(batch["vocals"], starts, window, dim=-1),
+                                                      self.config.train))
+        targets = self.targets(batch, starts)
         variant = self.config.variant
         vocal_semantic = self.features.semantic(vocals) if variant.uses_semantic else None
-        target_semantic = self.features.semantic(accompaniment) if variant.uses_semantic else None
         vocal_mel = self.features.mel(vocals) if variant.uses_vocal_mel else None
-        target_mel = self.features.mel(accompaniment)
-        losses = model(vocal_semantic, vocal_mel, target_semantic, target_mel)
-        total = sum(train.loss_weights[name] * value for name, value in losses.items())
+        losses = model(vocal_semantic, vocal_mel, targets.get("semantic"), targets["mel"])
+        total = sum(self.config.train.loss_weights[name] * value for name, value in losses.items())
         return {"loss": total, **losses}
 
+    def targets(self, batch: dict[str, torch.Tensor], starts: list[int]) -> dict[str, torch.Tensor]:
+        """The target features of the windows at ``starts``: slices of the clips' cached features."""
+        return {name: crop(batch[name], [start // hop for start in starts], frames, dim=-1 if name == "mel" else 1)
+                for name, (hop, frames) in self.features.target_frames().items()}
 
-def random_windows(window: int, *signals: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """The same random ``window``-sample crop of each row of every ``[B, T]`` signal (all of it when T <= window)."""
-    length = signals[0].shape[-1]
-    if length <= window:
-        return signals
-    starts = torch.randint(0, length - window + 1, (signals[0].shape[0],)).tolist()
-    return tuple(torch.stack([row[s: s + window] for row, s in zip(signal, starts)]) for signal in signals)
+
+def window_starts(batch: int, length: int, window: int, grid: int) -> list[int]:
+    """Random window starts (samples) for ``batch`` rows of ``length`` samples: multiples of ``grid`` with the
+    whole window inside (0 when the clip is no longer than the window). Drawn from torch's global generator."""
+    positions = max(0, length - window) // grid + 1
+    return (torch.randint(0, positions, (batch,)) * grid).tolist()
+
+
+def crop(signal: torch.Tensor, starts: list[int], length: int, dim: int) -> torch.Tensor:
+    """Row ``b`` of ``signal`` cut to ``[starts[b], starts[b] + length)`` along ``dim`` (of the whole tensor)."""
+    return torch.stack([row.narrow(dim - 1 if dim > 0 else dim, s, length) for row, s in zip(signal, starts)])
 
 
 def resolve_variant(system: str) -> str:
@@ -88,11 +138,12 @@ def resolve_variant(system: str) -> str:
 
 def train(system: str, data_dir: str | Path, out_dir: str | Path, preset: str = "tiny", steps: int | None = None,
           resume: bool = False, seed: int = 0, device: str | None = None, mixed_precision: str | None = None,
-          ) -> TrainResult:
+          cache_dir: str | Path | None = None) -> TrainResult:
     """Train ``system`` (a FastSAG variant) on the ``train`` split of ``data_dir``; results in ``out_dir``.
 
     Writes ``checkpoint.pt`` (resumable), ``losses.csv``/``losses.png``, ``manifest.json`` and, at the end, the
-    weights-only ``<system>.pt`` that ``FastSAGSystem(checkpoint=...)`` loads.
+    weights-only ``<system>.pt`` that ``FastSAGSystem(checkpoint=...)`` loads. The accompaniments' target features
+    are cached by content hash under ``cache_dir`` (default ``out_dir/cache``; share one between runs to reuse it).
     """
     name = resolve_variant(system)
     config = load_preset(preset, VARIANTS[name])
@@ -125,7 +176,10 @@ def train(system: str, data_dir: str | Path, out_dir: str | Path, preset: str = 
                      {"system": name, "preset": preset, "data": str(data_dir), "clips": len(records),
                       "config": config.to_dict()}, seeds={"train": seed}, device=device or "auto",
                      backbones={"semantic_encoder": encoder.describe() if encoder else None})
-    result = train_loop(model, ClipPairs(dataset, records, t.cache_audio), FastSAGLoss(config, features), settings,
+    cache = ContentCache(Path(cache_dir) if cache_dir is not None else out_dir / "cache", FEATURE_CACHE)
+    feature_device = "cuda" if device != "cpu" and torch.cuda.is_available() else "cpu"
+    clips = FeatureClips(ClipPairs(dataset, records, t.cache_audio), features, cache, t.cache_audio, feature_device)
+    result = train_loop(model, clips, FastSAGLoss(config, features), settings,
                         out_dir, resume=resume, metadata=ckpt.metadata(config), clip_groups=CLIPPED_BLOCKS)
     if result.main_process:
         final = load_checkpoint(result.checkpoint)

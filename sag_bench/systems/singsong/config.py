@@ -32,6 +32,10 @@ COARSE_CONDITIONS = ("semantic", "semantic+vocal")
 # open-musiclm sampling: top-k keeps 10 % of the logits of the current codebook.
 TOP_K_FRACTION = 0.1
 
+# Training computes a window's noisy vocal ids from its audio plus this much on each side (more than the DSP
+# stand-in's +-0.05 s receptive field; the paper preset's 10 s windows cover whole clips anyway).
+VOCAL_CONTEXT_SECONDS = 0.5
+
 
 @dataclass(frozen=True)
 class StageConfig:
@@ -49,6 +53,7 @@ class StageConfig:
     weight_decay: float = WEIGHT_DECAY
     warmup_steps: int = 0
     batch_size: int = 8
+    accumulate: int = 1  # micro-batches of batch_size per optimiser step (FastSAG's re-implementation: 1 / 4 / 4)
     steps: int = 1000
     checkpoint_every: int = 100
     # The stage's window (None: the config's window_seconds) and the step between generated windows as a fraction
@@ -78,6 +83,7 @@ class SingSongConfig:
     window_seconds: float
     noise_sigma: float
     stages: dict[str, StageConfig] = field(default_factory=dict)
+    vocal_context_seconds: float = VOCAL_CONTEXT_SECONDS
     coarse_condition: str = "semantic"  # one of COARSE_CONDITIONS
 
     def __post_init__(self) -> None:
