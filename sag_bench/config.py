@@ -44,8 +44,19 @@ def package_toml(package: str, filename: str = "presets.toml") -> dict[str, Any]
 
 
 def preset_table(package: str, name: str, what: str) -> dict[str, Any]:
-    """Table ``name`` of ``package``'s ``presets.toml``; an unknown name raises :class:`UserError` listing the known."""
+    """Table ``name`` of ``package``'s ``presets.toml``; an unknown name raises :class:`UserError` listing the known.
+
+    A preset with ``extends = "other"`` is ``other``'s table with its own keys merged over it (tables key by key)."""
     presets = package_toml(package)
     if name not in presets:
         raise UserError(f"unknown {what} preset {name!r}; presets: {', '.join(sorted(presets))}")
-    return presets[name]
+    table = dict(presets[name])
+    base = table.pop("extends", None)
+    return _merged(preset_table(package, base, what), table) if base is not None else table
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out

@@ -229,7 +229,8 @@ def _collate(items: Sequence[Any]) -> Any:
 def train_loop(model: torch.nn.Module, dataset: Sequence[Any], loss_fn: LossFn, settings: LoopSettings,
                out_dir: str | Path, resume: bool = False, metadata: Mapping[str, Any] | None = None,
                clip_groups: Sequence[Iterable[str]] | None = None,
-               collate: Callable[[Sequence[Any]], Any] = _collate) -> TrainResult:
+               collate: Callable[[Sequence[Any]], Any] = _collate,
+               on_checkpoint: Callable[[int, Mapping[str, torch.Tensor]], None] | None = None) -> TrainResult:
     """Train ``model`` for ``settings.steps`` steps and return where the results are.
 
     ``loss_fn(model, batch)`` returns named scalar losses including ``"loss"`` (the one optimised); every value is
@@ -240,6 +241,7 @@ def train_loop(model: torch.nn.Module, dataset: Sequence[Any], loss_fn: LossFn, 
     parameter-name prefixes whose gradient norms are clipped separately at ``settings.grad_clip``.
     ``metadata`` (e.g. the model config) is stored in every checkpoint. With ``resume`` the run continues from
     ``out_dir/checkpoint.pt`` exactly as if never interrupted; without it an existing checkpoint is an error.
+    ``on_checkpoint(step, model_state)`` runs on the main process after each checkpoint (e.g. to keep snapshots).
     """
     out_dir = Path(out_dir)
     checkpoint_path = out_dir / CHECKPOINT_NAME
@@ -266,12 +268,14 @@ def train_loop(model: torch.nn.Module, dataset: Sequence[Any], loss_fn: LossFn, 
 
     def save(step: int) -> None:
         if accelerator.is_main_process:
-            save_checkpoint(checkpoint_path, {"model": accelerator.unwrap_model(model).state_dict(),
-                                              "optimizer": optimizer.state_dict(),
+            state = accelerator.unwrap_model(model).state_dict()
+            save_checkpoint(checkpoint_path, {"model": state, "optimizer": optimizer.state_dict(),
                                               "scheduler": scheduler.state_dict(), "step": step,
                                               "rng": capture_rng_state(), "settings": asdict(settings),
                                               "metadata": dict(metadata or {})})
             log.write()
+            if on_checkpoint is not None:
+                on_checkpoint(step, state)
         accelerator.wait_for_everyone()
 
     model.train()

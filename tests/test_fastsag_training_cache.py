@@ -90,3 +90,31 @@ def test_training_with_the_cache_gives_the_same_losses_as_without(tmp_path, data
     second = _train(FeatureClips(pairs, features, cache), tmp_path / "second")
     assert len(computed) == 6  # a second run only reads
     assert len(uncached) == 2 and first == uncached and second == uncached  # bitwise: the losses' repr in losses.csv
+
+
+def test_small_preset_extends_tiny_and_snapshots_load_as_systems(tmp_path):
+    from dataclasses import replace as replaced
+
+    from sag_bench.systems.fastsag.config import VARIANTS, load_preset
+    from sag_bench.systems.fastsag.model import FastSAGModel
+    from sag_bench.systems.fastsag.system import FastSAGSystem
+    from sag_bench.systems.fastsag.train import snapshot_writer
+    from tests.fastsag_helpers import micro_config
+
+    tiny, small = (load_preset(name, VARIANTS["fastsag"]) for name in ("tiny", "small"))
+    assert small.model == tiny.model and small.inference == tiny.inference
+    assert (small.train.steps, small.train.snapshot_every, small.train.lr) == (1500, 250, tiny.train.lr)
+    with pytest.raises(ValueError, match="multiple of checkpoint_every"):
+        replaced(small.train, snapshot_every=300)
+
+    config = micro_config("fastsag")
+    config = replaced(config, train=replaced(config.train, checkpoint_every=2, snapshot_every=4))
+    write = snapshot_writer(tmp_path / "snapshots", "fastsag", config)
+    state = FastSAGModel(config).state_dict()
+    for step in (2, 4, 6, 8):
+        write(step, state)
+    assert sorted(p.name for p in (tmp_path / "snapshots").iterdir()) == ["fastsag_step000004.pt",
+                                                                          "fastsag_step000008.pt"]
+    system = FastSAGSystem(checkpoint=str(tmp_path / "snapshots" / "fastsag_step000008.pt"), steps=2)
+    system.load("cpu")
+    assert system.describe()["name"] == "fastsag"

@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "or a plugin's")
     parser.add_argument("--data", required=True, help="dataset folder with manifest.json (its 'train' split is used)")
     parser.add_argument("--out", required=True, help="run folder: checkpoints, losses.csv/png, final weights")
-    parser.add_argument("--preset", default="tiny", help="size preset: tiny (offline, CPU minutes) | paper")
+    parser.add_argument("--preset", default="tiny", help="size preset: tiny (offline, CPU minutes) | small (tiny networks, longer, the embedded checkpoints) | paper")
     parser.add_argument("--steps", type=int, help="number of optimisation steps (default: the preset's)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisation, data order and noise (default 0)")

@@ -121,6 +121,12 @@ class TrainConfig:
     extra_noise_max: float = EXTRA_NOISE_MAX
     cache_audio: bool = False
     mixed_precision: str = "no"
+    snapshot_every: int = 0  # steps between weights-only snapshots (0: none); a multiple of checkpoint_every
+
+    def __post_init__(self) -> None:
+        if self.snapshot_every < 0 or (self.snapshot_every and self.snapshot_every % self.checkpoint_every):
+            raise ValueError(f"snapshot_every ({self.snapshot_every}) must be 0 or a multiple of checkpoint_every "
+                             f"({self.checkpoint_every})")
 
 
 @dataclass(frozen=True)
@@ -180,6 +186,6 @@ def preset_names() -> list[str]:
 
 
 def load_preset(preset: str, variant: Variant) -> FastSAGConfig:
-    """The configuration of ``preset`` (``paper`` or ``tiny``) for ``variant``."""
+    """The configuration of ``preset`` (``paper``, ``tiny``, ``small``) for ``variant``."""
     table = preset_table(__package__, preset, "FastSAG")
     return _assemble({**table, "preset": preset}, f"FastSAG preset {preset!r}", variant)

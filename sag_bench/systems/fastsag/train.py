@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -136,6 +136,21 @@ def resolve_variant(system: str) -> str:
     return system
 
 
+SNAPSHOTS_DIR = "snapshots"
+
+
+def snapshot_writer(folder: Path, name: str, config: FastSAGConfig) -> Callable[[int, Mapping[str, torch.Tensor]], None]:
+    """A checkpoint hook writing the weights-only ``folder/<name>_step<N>.pt`` every ``snapshot_every`` steps
+    (loadable like the final ``<name>.pt``; the learning curves evaluate them)."""
+    every = config.train.snapshot_every
+
+    def write(step: int, state: Mapping[str, torch.Tensor]) -> None:
+        if every and step % every == 0:
+            ckpt.export_weights(folder / f"{name}_step{step:06d}.pt", config, dict(state), step)
+
+    return write
+
+
 def train(system: str, data_dir: str | Path, out_dir: str | Path, preset: str = "tiny", steps: int | None = None,
           resume: bool = False, seed: int = 0, device: str | None = None, mixed_precision: str | None = None,
           cache_dir: str | Path | None = None) -> TrainResult:
@@ -180,7 +195,8 @@ def train(system: str, data_dir: str | Path, out_dir: str | Path, preset: str = 
     feature_device = "cuda" if device != "cpu" and torch.cuda.is_available() else "cpu"
     clips = FeatureClips(ClipPairs(dataset, records, t.cache_audio), features, cache, t.cache_audio, feature_device)
     result = train_loop(model, clips, FastSAGLoss(config, features), settings,
-                        out_dir, resume=resume, metadata=ckpt.metadata(config), clip_groups=CLIPPED_BLOCKS)
+                        out_dir, resume=resume, metadata=ckpt.metadata(config), clip_groups=CLIPPED_BLOCKS,
+                        on_checkpoint=snapshot_writer(out_dir / SNAPSHOTS_DIR, name, config))
     if result.main_process:
         final = load_checkpoint(result.checkpoint)
         ckpt.export_weights(out_dir / f"{name}.pt", config, final["model"], final["step"])
