@@ -121,9 +121,14 @@ def validated_measures(table: pd.DataFrame) -> list[str]:
     return [m for m in dict.fromkeys(table["measure"]) if m not in set(table.loc[~table["passes"], "measure"])]
 
 
-def to_markdown(table: pd.DataFrame) -> str:
-    """The validation table as Markdown: one row per (measure, perturbation), failures marked."""
-    lines = ["| measure | perturbation | ground truth | perturbed | difference [95 % CI] | GT wins | passes |",
+VALIDATION_HEADER = ("perturbation", "ground truth", "perturbed", "GT wins")
+
+
+def to_markdown(table: pd.DataFrame, header: tuple[str, str, str, str] = VALIDATION_HEADER) -> str:
+    """The validation table as Markdown: one row per (measure, perturbation), failures marked. ``header`` names
+    the other system, the anchor, the other's score and the anchor's win share (when comparing systems instead)."""
+    other, anchor, score, wins = header
+    lines = [f"| measure | {other} | {anchor} | {score} | difference [95 % CI] | {wins} | passes |",
              "|---|---|---:|---:|---|---:|---|"]
     for row in table.itertuples(index=False):
         wins = "-" if np.isnan(row.truth_wins) else f"{row.truth_wins:.0%}"
@@ -134,14 +139,15 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_table(table: pd.DataFrame, out_dir: Path, stem: str = "validation") -> list[Path]:
+def write_table(table: pd.DataFrame, out_dir: Path, stem: str = "validation",
+                header: tuple[str, str, str, str] = VALIDATION_HEADER) -> list[Path]:
     """Write ``<stem>.csv`` and ``<stem>.md`` into ``out_dir``; returns the paths."""
     from sag_bench.store import atomic_write_text
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{stem}.csv", out_dir / f"{stem}.md"]
     atomic_write_text(paths[0], table.to_csv(index=False, float_format="%.6g"))
-    atomic_write_text(paths[1], to_markdown(table))
+    atomic_write_text(paths[1], to_markdown(table, header))
     return paths
 
 
@@ -209,7 +215,10 @@ def generate_all(spec: ValidationSpec, data_dir: Path, vocals: np.ndarray, clip_
 
 def validate(data_dir: str | Path, spec: ValidationSpec | None = None, split: str | None = None) -> pd.DataFrame:
     """Run ground truth and every perturbation of ``spec`` on ``split`` of the dataset in ``data_dir``, score every
-    measure, and return the flagged validation table (see :func:`compare_clips`, :func:`compare_sets`)."""
+    measure, and return the flagged validation table (see :func:`compare_clips`, :func:`compare_sets`).
+
+    The first system is the anchor every other one is compared with (the ground truth in a metric validation; a
+    trained system against a baseline in :mod:`sag_bench.evaluation.learning`); options may name a checkpoint."""
     from sag_bench.datasets.manifest import ClipDataset
     from sag_bench.evaluation.apa import apa_reference, pair_embeddings
     from sag_bench.evaluation.coherence import MEASURES, score_pairs
@@ -236,13 +245,14 @@ def validate(data_dir: str | Path, spec: ValidationSpec | None = None, split: st
     rate, names = dataset.sample_rate, [name for name, _ in spec.systems]
     rows: list[Comparison] = []
 
+    anchor = names[0]  # the ground truth in a validation; any system when comparing systems (e.g. to RandSong)
     vocal_cache: dict = {}
     measures = spec.measures or list(MEASURES)
     coherence = {name: score_pairs([(v, a, rate) for v, a in zip(vocals, outputs[name])], measures, vocal_cache)
                  for name in names}
     for measure in measures:
         for name in names[1:]:
-            rows.append(compare_clips(measure, "coherence", name, coherence[GROUND_TRUTH][measure],
+            rows.append(compare_clips(measure, "coherence", name, coherence[anchor][measure],
                                       coherence[name][measure], seed=spec.seed, n_boot=spec.coherence_boot))
 
     reference_pairs = [dataset.load(record) for record in references]
@@ -266,7 +276,7 @@ def validate(data_dir: str | Path, spec: ValidationSpec | None = None, split: st
 
         for kind, statistic, higher in (("apa", apa, True), ("fad", fad, False)):
             boots = {name: set_bootstrap(statistic(name), len(pairs), spec.seed, spec.set_boot) for name in names}
-            rows.extend(compare_sets(f"{kind}/{embedder_name}", kind, name, len(pairs), boots[GROUND_TRUTH],
+            rows.extend(compare_sets(f"{kind}/{embedder_name}", kind, name, len(pairs), boots[anchor],
                                      boots[name], higher_is_better=higher) for name in names[1:])
     return flag_failures(pd.DataFrame([asdict(row) for row in rows]))
 

@@ -1,0 +1,137 @@
+"""Have the trained systems learned? Each one against RandSong on the validated measures, and learning curves.
+
+A system that learned must beat a random human accompaniment of another song (RandSong) on what the validated
+measures see: APA over ``dsp-interval`` and the default coherence measures (``harmonic_fit``,
+``chroma_harmonic_fit``). The comparison is the metric validation's paired bootstrap
+(:func:`sag_bench.evaluation.validation.validate`) with the trained system as the anchor and RandSong as the other
+system: ``passes`` means the CI of (system - RandSong) lies above 0. Learning curves repeat it for every weights-only
+snapshot a training run kept (``snapshot_every``) and plot the scores beside the run's losses.
+
+    python -m sag_bench.evaluation.learning versus --data results/data/chorales-tiny --split test --out DIR
+    python -m sag_bench.evaluation.learning curve --run RUN_DIR --system fastsag --data DIR --split test --out DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from sag_bench.evaluation.coherence import DEFAULT_MEASURES
+from sag_bench.evaluation.validation import ValidationSpec, flag_failures, validate, write_table
+
+BASELINE = ("randsong", {"pool_split": "train"})  # as in the embedded spec: a train-split song's accompaniment
+APA_EMBEDDERS = ("dsp-interval",)
+VERSUS_HEADER = ("baseline", "system", "baseline score", "system wins")
+SPEC = "tiny"
+
+
+def versus_baseline(data_dir: str | Path, systems: Sequence[tuple[str, dict[str, Any]]], split: str,
+                    baseline: tuple[str, dict[str, Any]] = BASELINE, seed: int = 0, coherence_boot: int = 2000,
+                    set_boot: int = 200) -> pd.DataFrame:
+    """One row per (system, measure): the system's score, the baseline's, the paired difference and its CI on
+    ``split`` of ``data_dir`` (APA's reference: the dataset's train split); ``passes`` = the system wins."""
+    tables = []
+    for name, options in systems:
+        spec = ValidationSpec([(name, dict(options)), baseline], list(APA_EMBEDDERS), split, "train", seed,
+                              coherence_boot, set_boot, list(DEFAULT_MEASURES))
+        table = validate(data_dir, spec)
+        scored = table[table["kind"] != "fad"]
+        tables.append(scored.assign(system=name, measure=name + ": " + scored["measure"]))
+    return flag_failures(pd.concat(tables, ignore_index=True))
+
+
+def trained_systems(spec_name: str = SPEC) -> list[tuple[str, dict[str, Any]]]:
+    """The systems of a runner spec that load a checkpoint, with their options (as the spec generates them)."""
+    from sag_bench.runner.spec import load_spec
+
+    return [(s.name, {"checkpoint": str(s.checkpoint_path()), **s.options})
+            for s in load_spec(spec_name).systems if s.checkpoint]
+
+
+def snapshots(run_dir: Path, system: str) -> list[tuple[int, Path]]:
+    """The (step, path) of every weights-only snapshot ``run_dir/snapshots/<system>_step<N>.pt``, by step."""
+    found = sorted((int(p.stem.rsplit("_step", 1)[1]), p) for p in (run_dir / "snapshots").glob(f"{system}_step*.pt"))
+    if not found:
+        raise FileNotFoundError(f"{run_dir}/snapshots: no {system}_step*.pt (train with snapshot_every > 0)")
+    return found
+
+
+def learning_curve(run_dir: str | Path, system: str, data_dir: str | Path, split: str,
+                   options: dict[str, Any] | None = None, **boots: int) -> pd.DataFrame:
+    """:func:`versus_baseline` for every snapshot of ``run_dir``, with a ``step`` column."""
+    rows = [versus_baseline(data_dir, [(system, {**(options or {}), "checkpoint": str(path)})], split, **boots)
+            .assign(step=step) for step, path in tqdm(snapshots(Path(run_dir), system), desc=f"{system} snapshots")]
+    return pd.concat(rows, ignore_index=True)
+
+
+def plot_learning_curve(curve: pd.DataFrame, losses_csv: Path, out_png: Path) -> Path:
+    """Losses (left) and each measure against the baseline by step (right; filled: CI of the difference above 0)."""
+    from sag_bench.reporting.plots import pyplot, save_figure
+
+    losses = pd.read_csv(losses_csv)
+    measures = list(dict.fromkeys(curve["measure"]))  # "<system>: <measure>"
+    names = [c for c in losses.columns if c != "step"]
+    rows = max(len(names), len(measures))
+    fig, axes = pyplot().subplots(rows, 2, figsize=(11, 2.2 * rows), squeeze=False)
+    for axis, name in zip(axes[:, 0], names):
+        window = max(1, len(losses) // 30)
+        axis.plot(losses["step"], losses[name].rolling(window, min_periods=1).mean(), lw=1.2)
+        axis.set_ylabel(f"{name} loss")
+    for axis, measure in zip(axes[:, 1], measures):
+        part = curve[curve["measure"] == measure].sort_values("step")
+        axis.plot(part["step"], part["truth"], color="C0", lw=1.2, label=part["system"].iloc[0])
+        wins = part["passes"].to_numpy()
+        axis.scatter(part["step"], part["truth"], color="C0", zorder=3,
+                     facecolors=np.where(wins, "C0", "none"), label="CI of the difference above 0 (filled)")
+        axis.plot(part["step"], part["perturbed"], color="C3", ls="--", lw=1.0, label=part["perturbation"].iloc[0])
+        axis.set_ylabel(measure)
+        axis.legend(loc="lower right", fontsize=7)
+    for axis in axes[-1]:
+        axis.set_xlabel("training step")
+    for axis in axes.ravel()[len(names) * 2:]:
+        if not axis.has_data():
+            axis.set_visible(False)
+    fig.tight_layout()
+    return save_figure(fig, out_png, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``versus`` (the spec's trained systems against RandSong) or ``curve`` (one run's snapshots)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    versus = sub.add_parser("versus", help="each trained system of a spec against RandSong")
+    versus.add_argument("--spec", default=SPEC, help="runner spec whose checkpointed systems are compared")
+    curve = sub.add_parser("curve", help="a training run's snapshots against RandSong, plotted beside its losses")
+    curve.add_argument("--run", type=Path, required=True, help="a training run folder (snapshots/, losses.csv)")
+    curve.add_argument("--system", required=True, help="the run's system (its snapshots' name)")
+    for command in (versus, curve):
+        command.add_argument("--data", type=Path, required=True, help="a built dataset folder (manifest.json)")
+        command.add_argument("--split", default="test", help="clips to generate for (default: test)")
+        command.add_argument("--out", type=Path, required=True, help="write the tables (and plot) here")
+    args = parser.parse_args(argv)
+    if args.command == "versus":
+        table = versus_baseline(args.data, trained_systems(args.spec), args.split)
+        stem = f"versus-randsong-{args.split}"
+    else:
+        table = learning_curve(args.run, args.system, args.data, args.split, _spec_options(args.system))
+        stem = f"learning-curve-{args.system}-{args.split}"
+        print(f"wrote {plot_learning_curve(table, args.run / 'losses.csv', args.out / f'{stem}.png')}")
+    for path in write_table(table, args.out, stem, VERSUS_HEADER):
+        print(f"wrote {path}")
+    return 0
+
+
+def _spec_options(system: str) -> dict[str, Any]:
+    """The embedded spec's generation options of ``system`` (e.g. FastSAG's sampler steps), without checkpoint."""
+    return next(({k: v for k, v in options.items() if k != "checkpoint"}
+                 for name, options in trained_systems() if name == system), {})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

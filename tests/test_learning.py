@@ -1,0 +1,45 @@
+"""Trained systems against RandSong, and learning curves over a run's snapshots (structure and numbers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sag_bench.evaluation import learning
+from tests.chorale_fixture import build_chorale_fixture
+from tests.fastsag_helpers import random_checkpoint
+
+
+@pytest.fixture(scope="module")
+def chorales(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_chorale_fixture(tmp_path_factory.mktemp("chorales"), songs=2, clips_per_song=2, seconds=4.0,
+                                 reference_songs=4)
+
+
+def test_learning_curve_compares_every_snapshot_with_randsong(tmp_path: Path, chorales: Path) -> None:
+    run = tmp_path / "run"
+    for step in (20, 10):
+        random_checkpoint(run / "snapshots" / f"fastsag_step{step:06d}.pt", seed=step)
+    (run / "losses.csv").write_text("step,loss,diffusion\n0,2.0,1.0\n1,1.5,0.8\n2,1.2,0.7\n")
+    curve = learning.learning_curve(run, "fastsag", chorales, "test", {"steps": 2}, coherence_boot=100, set_boot=20)
+    measures = {"fastsag: harmonic_fit", "fastsag: chroma_harmonic_fit", "fastsag: apa/dsp-interval"}
+    assert set(curve["measure"]) == measures and sorted(set(curve["step"])) == [10, 20]
+    assert len(curve) == 2 * len(measures) and set(curve["perturbation"]) == {"randsong"}
+    np.testing.assert_allclose(curve["difference"], curve["truth"] - curve["perturbed"], atol=1e-9)
+    assert (curve["passes"] == (curve["ci_low"] > 0)).all()
+    apa = curve[curve["measure"] == "fastsag: apa/dsp-interval"]
+    assert apa["truth"].between(0, 1).all() and apa["perturbed"].between(0, 1).all()
+    assert apa["perturbed"].nunique() == 1  # the baseline does not change with the snapshot
+    png = learning.plot_learning_curve(curve, run / "losses.csv", tmp_path / "curve.png")
+    assert png.stat().st_size > 10_000
+    with pytest.raises(FileNotFoundError, match="snapshot_every"):
+        learning.snapshots(tmp_path, "fastsag")
+
+
+def test_versus_names_each_spec_system_with_its_checkpoint() -> None:
+    systems = dict(learning.trained_systems("tiny"))
+    assert {"fastsag", "fastsag-mel", "singsong-sc", "singsong-scf"} <= set(systems)
+    assert "randsong" not in systems and "groundtruth" not in systems
+    assert systems["fastsag"]["steps"] == 10 and Path(systems["fastsag"]["checkpoint"]).is_file()
