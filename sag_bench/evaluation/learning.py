@@ -46,12 +46,17 @@ def versus_baseline(data_dir: str | Path, systems: Sequence[tuple[str, dict[str,
     return flag_failures(pd.concat(tables, ignore_index=True))
 
 
-def trained_systems(spec_name: str = SPEC) -> list[tuple[str, dict[str, Any]]]:
-    """The systems of a runner spec that load a checkpoint, with their options (as the spec generates them)."""
+def spec_systems(spec_name: str = SPEC) -> list[tuple[str, dict[str, Any]]]:
+    """The systems of a runner spec with their options as the spec generates them (checkpoint included)."""
     from sag_bench.runner.spec import load_spec
 
-    return [(s.name, {"checkpoint": str(s.checkpoint_path()), **s.options})
-            for s in load_spec(spec_name).systems if s.checkpoint]
+    return [(s.name, {**({"checkpoint": str(s.checkpoint_path())} if s.checkpoint else {}), **s.options})
+            for s in load_spec(spec_name).systems]
+
+
+def trained_systems(spec_name: str = SPEC) -> list[tuple[str, dict[str, Any]]]:
+    """The systems of a runner spec that load a checkpoint, with their options."""
+    return [(name, options) for name, options in spec_systems(spec_name) if "checkpoint" in options]
 
 
 def snapshots(run_dir: Path, system: str) -> list[tuple[int, Path]]:
@@ -107,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     versus = sub.add_parser("versus", help="each trained system of a spec against RandSong")
     versus.add_argument("--spec", default=SPEC, help="runner spec whose checkpointed systems are compared")
+    versus.add_argument("--baseline", default=BASELINE[0],
+                        help="a system of the spec to compare with (default randsong; e.g. fastsag-mel)")
+    versus.add_argument("--systems", nargs="+", help="only these trained systems of the spec (default: all)")
     curve = sub.add_parser("curve", help="a training run's snapshots against RandSong, plotted beside its losses")
     curve.add_argument("--run", type=Path, required=True, help="a training run folder (snapshots/, losses.csv)")
     curve.add_argument("--system", required=True, help="the run's system (its snapshots' name)")
@@ -116,8 +124,14 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--out", type=Path, required=True, help="write the tables (and plot) here")
     args = parser.parse_args(argv)
     if args.command == "versus":
-        table = versus_baseline(args.data, trained_systems(args.spec), args.split)
-        stem = f"versus-randsong-{args.split}"
+        systems = dict(spec_systems(args.spec))
+        if args.baseline not in systems:
+            parser.error(f"--baseline {args.baseline}: not a system of spec {args.spec} ({', '.join(systems)})")
+        chosen = [(name, options) for name, options in trained_systems(args.spec)
+                  if name != args.baseline and (not args.systems or name in args.systems)]
+        table = versus_baseline(args.data, chosen, args.split,
+                                (args.baseline, systems[args.baseline]))
+        stem = f"versus-{args.baseline}-{args.split}"
     else:
         table = learning_curve(args.run, args.system, args.data, args.split, _spec_options(args.system))
         stem = f"learning-curve-{args.system}-{args.split}"
