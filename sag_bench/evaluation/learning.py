@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         table = learning_curve(args.run, args.system, args.data, args.split, _spec_options(args.system))
         stem = f"learning-curve-{args.system}-{args.split}"
         print(f"wrote {plot_learning_curve(table, args.run / 'losses.csv', args.out / f'{stem}.png')}")
+        table = table.assign(measure="step " + table["step"].astype(str) + " " + table["measure"])  # rows by step
     for path in write_table(table, args.out, stem, VERSUS_HEADER):
         print(f"wrote {path}")
     return 0
