@@ -87,7 +87,7 @@ def plot_learning_curve(curve: pd.DataFrame, losses_csv: Path, out_png: Path) ->
     for axis, name in zip(axes[:, 0], names):
         window = max(1, len(losses) // 30)
         axis.plot(losses["step"], losses[name].rolling(window, min_periods=1).mean(), lw=1.2)
-        axis.set_ylabel(f"{name} loss")
+        axis.set_ylabel(name if "loss" in name else f"{name} loss")
     for axis, measure in zip(axes[:, 1], measures):
         part = curve[curve["measure"] == measure].sort_values("step")
         axis.plot(part["step"], part["truth"], color="C0", lw=1.2, label=part["system"].iloc[0])
@@ -97,11 +97,10 @@ def plot_learning_curve(curve: pd.DataFrame, losses_csv: Path, out_png: Path) ->
         axis.plot(part["step"], part["perturbed"], color="C3", ls="--", lw=1.0, label=part["perturbation"].iloc[0])
         axis.set_ylabel(measure)
         axis.legend(loc="lower right", fontsize=7)
-    for axis in axes[-1]:
-        axis.set_xlabel("training step")
-    for axis in axes.ravel()[len(names) * 2:]:
-        if not axis.has_data():
-            axis.set_visible(False)
+    axes[len(names) - 1, 0].set_xlabel("training step")
+    axes[len(measures) - 1, 1].set_xlabel("training step")
+    for axis in [*axes[len(names):, 0], *axes[len(measures):, 1]]:
+        axis.set_visible(False)
     fig.tight_layout()
     return save_figure(fig, out_png, dpi=110)
 
