@@ -66,10 +66,39 @@ DSP_N_CHROMA = 12
 DSP_EPS = 1e-8
 
 
-class DSPSpectralModel(BatchEmbedder):
+class SpectralEmbedder(BatchEmbedder):
+    """An offline embedder computed from a power spectrogram with fixed filter matrices (``self.model``, a dict of
+    tensors including the STFT ``window``)."""
+
+    n_fft: int
+
+    def to(self, device: str | torch.device) -> "SpectralEmbedder":
+        super().to(device)
+        if self.model is not None:
+            self.model = {name: value.to(self.device) for name, value in self.model.items()}
+        return self
+
+    def power(self, audio: torch.Tensor) -> torch.Tensor:
+        """Power spectrogram ``[B, bins, frames]`` of ``[B, T]`` audio (centred frames, 1 + T // hop)."""
+        if self.model is None:
+            self.load_model()
+        spec = torch.stft(audio, self.n_fft, hop_length=self.hop, window=self.model["window"], center=True,
+                          pad_mode="constant", return_complex=True)
+        return spec.real.square() + spec.imag.square()
+
+    @abstractmethod
+    def features(self, audio: torch.Tensor) -> torch.Tensor:
+        """Features ``[B, frames, num_features]`` for equal-length audio ``[B, T]``."""
+
+    def embed_batch(self, audios: list[np.ndarray]) -> list[torch.Tensor]:
+        return _embed_grouped_by_length(audios, lambda batch: self.features(batch.to(self.device)))
+
+
+class DSPSpectralModel(SpectralEmbedder):
     """Offline signal-processing embedder: log-mel, chroma and spectral shape per frame (64-d, 20 frames/s)."""
 
     hop = DSP_HOP
+    n_fft = DSP_N_FFT
 
     def __init__(self, device: str = "cpu") -> None:
         super().__init__("dsp-spectral", DSP_N_MELS + DSP_N_CHROMA + 4, DSP_SAMPLE_RATE, device)
@@ -88,19 +117,9 @@ class DSPSpectralModel(BatchEmbedder):
                       for name, value in (("mel", mel), ("chroma", chroma), ("freqs", freqs))}
         self.model["window"] = torch.hann_window(DSP_N_FFT, device=self.device)
 
-    def to(self, device: str | torch.device) -> "DSPSpectralModel":
-        super().to(device)
-        if self.model is not None:
-            self.model = {name: value.to(self.device) for name, value in self.model.items()}
-        return self
-
     def features(self, audio: torch.Tensor) -> torch.Tensor:
         """Features ``[B, frames, 64]`` for equal-length audio ``[B, T]`` (centred frames, 1 + T // hop)."""
-        if self.model is None:
-            self.load_model()
-        spec = torch.stft(audio, DSP_N_FFT, hop_length=DSP_HOP, window=self.model["window"], center=True,
-                          pad_mode="constant", return_complex=True)
-        power = spec.real.square() + spec.imag.square()  # [B, bins, frames]
+        power = self.power(audio)  # [B, bins, frames]
         magnitude = power.sqrt()
         log_mel = torch.log(self.model["mel"] @ power + DSP_EPS)
         chroma = self.model["chroma"] @ power
@@ -116,9 +135,6 @@ class DSPSpectralModel(BatchEmbedder):
                              torch.log(flatness + DSP_EPS), torch.log(rms + DSP_EPS)], dim=1)
         return torch.cat([log_mel, chroma, shape], dim=1).transpose(1, 2)
 
-    def embed_batch(self, audios: list[np.ndarray]) -> list[torch.Tensor]:
-        return _embed_grouped_by_length(audios, lambda batch: self.features(batch.to(self.device)))
-
 
 # dsp-interval settings: 170 ms windows every 100 ms at 24 kHz (10 frames/s); the bass band is below 300 Hz, the
 # upper band 300 Hz to 4 kHz (the vocals' fundamentals and the upper voices); a band's chroma is normalised by its
@@ -131,13 +147,14 @@ INTERVAL_TOP_HZ = 4000.0
 INTERVAL_FLOOR = 1e-3
 
 
-class IntervalProfileModel(BatchEmbedder):
+class IntervalProfileModel(SpectralEmbedder):
     """Offline signal-processing embedder of how the bass and the upper parts of a mix sound together: per frame,
     the circular cross-correlation of the bass band's chroma with the upper band's (12-d, entry k = how much the
     upper band sounds k semitones above the bass). Key-invariant by construction, so a song's key does not move
     it, while a transposed, shifted or foreign accompaniment does: built for APA (see README, "APA")."""
 
     hop = INTERVAL_HOP
+    n_fft = INTERVAL_N_FFT
 
     def __init__(self, device: str = "cpu") -> None:
         super().__init__("dsp-interval", DSP_N_CHROMA, DSP_SAMPLE_RATE, device)
@@ -157,28 +174,15 @@ class IntervalProfileModel(BatchEmbedder):
                       "upper": torch.from_numpy(np.asarray(chroma * upper, dtype=np.float32)).to(self.device),
                       "window": torch.hann_window(INTERVAL_N_FFT, device=self.device)}
 
-    def to(self, device: str | torch.device) -> "IntervalProfileModel":
-        super().to(device)
-        if self.model is not None:
-            self.model = {name: value.to(self.device) for name, value in self.model.items()}
-        return self
-
     def features(self, audio: torch.Tensor) -> torch.Tensor:
         """Interval profiles ``[B, frames, 12]`` for equal-length audio ``[B, T]`` (centred frames, 1 + T // hop)."""
-        if self.model is None:
-            self.load_model()
-        spec = torch.stft(audio, INTERVAL_N_FFT, hop_length=INTERVAL_HOP, window=self.model["window"], center=True,
-                          pad_mode="constant", return_complex=True)
-        power = spec.real.square() + spec.imag.square()  # [B, bins, frames]
+        power = self.power(audio)  # [B, bins, frames]
         floor = INTERVAL_FLOOR * power.sum(dim=1).amax(dim=1)[:, None, None] + DSP_EPS
         bass, upper = self.model["bass"] @ power, self.model["upper"] @ power  # [B, 12, frames]
         bass = bass / (bass.sum(dim=1, keepdim=True) + floor)
         upper = upper / (upper.sum(dim=1, keepdim=True) + floor)
         profile = torch.stack([(bass * torch.roll(upper, -k, dims=1)).sum(dim=1) for k in range(DSP_N_CHROMA)], 1)
         return profile.transpose(1, 2)
-
-    def embed_batch(self, audios: list[np.ndarray]) -> list[torch.Tensor]:
-        return _embed_grouped_by_length(audios, lambda batch: self.features(batch.to(self.device)))
 
 
 def _embed_grouped_by_length(audios: list[np.ndarray],

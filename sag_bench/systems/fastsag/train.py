@@ -27,6 +27,15 @@ CLIPPED_BLOCKS = (("prior_projection.encoder",), ("denoiser",))
 FEATURE_CACHE = "fastsag-targets"
 
 
+
+def memoized(memory: dict[int, Any] | None, index: int, compute: Callable[[int], Any]) -> Any:
+    """``compute(index)``, kept in ``memory`` (when given) so that it runs once per index."""
+    if memory is None:
+        return compute(index)
+    if index not in memory:
+        memory[index] = compute(index)
+    return memory[index]
+
 class ClipPairs(Sequence[dict[str, torch.Tensor]]):
     """Training clips as ``{"vocals": [T], "accompaniment": [T]}``, each exactly one 10 s clip (padded or cut)."""
 
@@ -43,11 +52,7 @@ class ClipPairs(Sequence[dict[str, torch.Tensor]]):
         return {"vocals": fit(pair.vocals), "accompaniment": fit(pair.accompaniment)}
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:  # type: ignore[override]
-        if self.cache is None:
-            return self._load(index)
-        if index not in self.cache:
-            self.cache[index] = self._load(index)
-        return self.cache[index]
+        return memoized(self.cache, index, self._load)
 
 
 class FeatureClips(Sequence[dict[str, torch.Tensor]]):
@@ -76,11 +81,7 @@ class FeatureClips(Sequence[dict[str, torch.Tensor]]):
         return {"vocals": pair["vocals"], **targets}
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:  # type: ignore[override]
-        if self.memory is None:
-            return self._item(index)
-        if index not in self.memory:
-            self.memory[index] = self._item(index)
-        return self.memory[index]
+        return memoized(self.memory, index, self._item)
 
 
 class FastSAGLoss:
