@@ -18,7 +18,8 @@ from sag_bench.runner.spec import load_spec
 from tests.chorale_fixture import build_chorale_fixture
 
 # Different singing must move the harmony: the chroma sequences of the two accompaniments correlate below this
-# (an input-blind system, fed the same noise, scores 1.0; the committed tiny checkpoints score about 0.0).
+# (an input-blind system, fed the same noise, scores 1.0; the committed checkpoints score -0.20 (singsong-scf) to
+# 0.78 (fastsag), the previous 300-step tiny fastsag 0.95).
 MAX_CHROMA_CORRELATION = 0.8
 
 TRAINED = [system for system in load_spec("tiny").systems if system.checkpoint]
@@ -48,6 +49,7 @@ def test_output_depends_on_the_vocals_and_only_on_them(system_spec, two_songs) -
     second = system.generate(vocals[1:], seed=0, clip_ids=["clip"])
     correlation = float(np.corrcoef(chroma(first[0]), chroma(second[0]))[0, 1])
     assert correlation < MAX_CHROMA_CORRELATION, f"{system_spec.key}: chroma correlation {correlation:.3f}"
-    both = system.generate(vocals, seed=0, clip_ids=["clip", "other"])
-    torch.testing.assert_close(both[0], first[0], atol=1e-3, rtol=0)
     assert torch.equal(system.generate(vocals[:1], seed=0, clip_ids=["clip"]), first)
+    # in another batch only float summation order changes (amplified by Griffin-Lim): under 1 % of the signal
+    both = system.generate(vocals, seed=0, clip_ids=["clip", "other"])
+    assert float((both[0] - first[0]).norm() / first[0].norm()) < 0.01
