@@ -1,8 +1,8 @@
 """Generation stage of a run: what one batch of one system computes (scheduled as tasks by :mod:`.tasks`).
 
-Batches are fixed over the full clip list (never over what is left), and each batch's seed derives from the run seed
-and its first clip id, so a resumed run, and any executor, produces exactly the files an uninterrupted in-process
-run would. Finished files are never rewritten. A system that fails is recorded in its status file and the run goes
+Batches are fixed over the full clip list (never over what is left), and every batch gets the run seed with its
+clip ids, from which the systems seed each clip (a clip's output does not depend on its batch), so a resumed run,
+and any executor, produces exactly the files an uninterrupted in-process run would. Finished files are never rewritten. A system that fails is recorded in its status file and the run goes
 on with the others.
 """
 
@@ -16,7 +16,6 @@ import torch
 from sag_bench import registry
 from sag_bench.datasets.manifest import ClipDataset, ClipRecord
 from sag_bench.runner.spec import SystemSpec
-from sag_bench.seeding import derive_seed
 from sag_bench.systems.base import System
 
 
@@ -40,7 +39,7 @@ def generate_batch(system: System, dataset: ClipDataset, batch: list[ClipRecord]
     """Run one batch through the system; checks shape and finiteness of what comes back."""
     vocals = torch.from_numpy(np.stack([dataset.load_vocals(record) for record in batch]))
     with torch.inference_mode():
-        output = system.generate(vocals, seed=derive_seed(seed, batch[0].id), clip_ids=[r.id for r in batch])
+        output = system.generate(vocals, seed=seed, clip_ids=[r.id for r in batch])
     output = output.detach().float().cpu().numpy()
     if output.shape != vocals.shape:
         raise ValueError(f"generate returned shape {output.shape} for vocals of shape {tuple(vocals.shape)}")
