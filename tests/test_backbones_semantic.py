@@ -77,7 +77,8 @@ def test_dsp_shapes_standardised_and_deterministic():
     assert torch.allclose(features.mean(-1), torch.zeros(2, 749), atol=1e-5)
     assert torch.allclose(features.var(-1, unbiased=False), torch.ones(2, 749), atol=1e-3)
     assert torch.equal(features, encoder.encode(audio))
-    assert torch.equal(features[1], encoder.encode(audio[1])[0])  # batch-independent
+    # batch-independent up to float summation order (batched kernels may group sums differently)
+    torch.testing.assert_close(features[1], encoder.encode(audio[1])[0], atol=1e-5, rtol=1e-5)
 
 
 def test_dsp_chroma_and_mel_follow_pitch():

@@ -126,7 +126,7 @@ def test_tiny_training_lowers_each_loss(tmp_path, dataset_builder):
         assert last < 0.9 * first, (name, first, last)
 
 
-def test_committed_tiny_checkpoints_rebuild_their_own_system():
+def test_committed_checkpoints_rebuild_their_own_system():
     from pathlib import Path
 
     import sag_bench
@@ -136,4 +136,4 @@ def test_committed_tiny_checkpoints_rebuild_their_own_system():
     for path in files:
         assert path.stat().st_size <= 3_000_000, path.name
         system = registry.build("systems", path.stem, checkpoint=path)
-        assert system.name == path.stem and system.config.preset == "tiny"
+        assert system.name == path.stem and system.config.preset == "small"
