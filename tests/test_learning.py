@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from sag_bench.evaluation import learning
@@ -23,7 +24,14 @@ def test_learning_curve_compares_every_snapshot_with_randsong(tmp_path: Path, ch
     for step in (20, 10):
         random_checkpoint(run / "snapshots" / f"fastsag_step{step:06d}.pt", seed=step)
     (run / "losses.csv").write_text("step,loss,diffusion\n0,2.0,1.0\n1,1.5,0.8\n2,1.2,0.7\n")
-    curve = learning.learning_curve(run, "fastsag", chorales, "test", {"steps": 2}, coherence_boot=100, set_boot=20)
+    cache = tmp_path / "scores"
+    curve = learning.learning_curve(run, "fastsag", chorales, "test", {"steps": 2}, cache, coherence_boot=100,
+                                    set_boot=20)
+    assert len(list(cache.glob("fastsag_step*_test_*.csv"))) == 2
+    # a second call reads each snapshot's scores back (no dataset needed: nothing is generated again)
+    again = learning.learning_curve(run, "fastsag", tmp_path / "absent", "test", {"steps": 2}, cache,
+                                    coherence_boot=100, set_boot=20)
+    pd.testing.assert_frame_equal(again, curve, check_dtype=False)
     measures = {"fastsag: harmonic_fit", "fastsag: chroma_harmonic_fit", "fastsag: apa/dsp-interval"}
     assert set(curve["measure"]) == measures and sorted(set(curve["step"])) == [10, 20]
     assert len(curve) == 2 * len(measures) and set(curve["perturbation"]) == {"randsong"}
@@ -36,6 +44,13 @@ def test_learning_curve_compares_every_snapshot_with_randsong(tmp_path: Path, ch
     assert png.stat().st_size > 10_000
     with pytest.raises(FileNotFoundError, match="snapshot_every"):
         learning.snapshots(tmp_path, "fastsag")
+
+
+def test_command_line_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = learning.main(["curve", "--run", str(tmp_path), "--system", "fastsag", "--data", str(tmp_path),
+                          "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and f"{tmp_path}/snapshots" in err and "snapshot_every" in err
 
 
 def test_versus_names_each_spec_system_with_its_checkpoint() -> None:

@@ -22,8 +22,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from sag_bench.errors import SagBenchError
 from sag_bench.evaluation.coherence import DEFAULT_MEASURES
 from sag_bench.evaluation.validation import ValidationSpec, flag_failures, validate, write_table
+from sag_bench.store import atomic_write_text, sha256_file
 
 BASELINE = ("randsong", {"pool_split": "train"})  # as in the embedded spec: a train-split song's accompaniment
 APA_EMBEDDERS = ("dsp-interval",)
@@ -68,10 +70,22 @@ def snapshots(run_dir: Path, system: str) -> list[tuple[int, Path]]:
 
 
 def learning_curve(run_dir: str | Path, system: str, data_dir: str | Path, split: str,
-                   options: dict[str, Any] | None = None, **boots: int) -> pd.DataFrame:
-    """:func:`versus_baseline` for every snapshot of ``run_dir``, with a ``step`` column."""
-    rows = [versus_baseline(data_dir, [(system, {**(options or {}), "checkpoint": str(path)})], split, **boots)
-            .assign(step=step) for step, path in tqdm(snapshots(Path(run_dir), system), desc=f"{system} snapshots")]
+                   options: dict[str, Any] | None = None, cache_dir: Path | None = None, **boots: int) -> pd.DataFrame:
+    """:func:`versus_baseline` for every snapshot of ``run_dir``, with a ``step`` column. With ``cache_dir`` each
+    snapshot's rows are kept there (keyed by the snapshot's content, the split and the bootstrap sizes), so an
+    interrupted or extended curve only scores the snapshots it has not seen."""
+    rows = []
+    for step, path in tqdm(snapshots(Path(run_dir), system), desc=f"{system} snapshots"):
+        key = f"{path.stem}_{split}_{sha256_file(path)[:16]}_{'_'.join(f'{k}{v}' for k, v in sorted(boots.items()))}"
+        cached = cache_dir / f"{key}.csv" if cache_dir is not None else None
+        if cached is not None and cached.is_file():
+            rows.append(pd.read_csv(cached))
+            continue
+        table = versus_baseline(data_dir, [(system, {**(options or {}), "checkpoint": str(path)})], split, **boots)
+        table = table.assign(step=step)
+        if cached is not None:
+            atomic_write_text(cached, table.to_csv(index=False))
+        rows.append(table)
     return pd.concat(rows, ignore_index=True)
 
 
@@ -106,7 +120,16 @@ def plot_learning_curve(curve: pd.DataFrame, losses_csv: Path, out_png: Path) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``versus`` (the spec's trained systems against RandSong) or ``curve`` (one run's snapshots)."""
+    """Command line: ``versus`` (the spec's trained systems against RandSong) or ``curve`` (one run's snapshots);
+    bad input (a missing run, dataset or snapshot) is a one-line error and exit status 2."""
+    try:
+        return _main(argv)
+    except (FileNotFoundError, SagBenchError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     versus = sub.add_parser("versus", help="each trained system of a spec against RandSong")
@@ -132,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
                                 (args.baseline, systems[args.baseline]))
         stem = f"versus-{args.baseline}-{args.split}"
     else:
-        table = learning_curve(args.run, args.system, args.data, args.split, _spec_options(args.system))
+        table = learning_curve(args.run, args.system, args.data, args.split, _spec_options(args.system),
+                               cache_dir=args.out / "snapshot-scores")
         stem = f"learning-curve-{args.system}-{args.split}"
         print(f"wrote {plot_learning_curve(table, args.run / 'losses.csv', args.out / f'{stem}.png')}")
         table = table.assign(measure="step " + table["step"].astype(str) + " " + table["measure"])  # rows by step
