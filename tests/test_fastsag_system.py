@@ -43,6 +43,23 @@ def test_any_length_gives_the_same_length_and_seeds_decide(system):
     assert not torch.equal(short, system.generate(vocals[:1, :1000], seed=2))
 
 
+def test_prior_output_vocodes_mu_without_the_sampler(system):
+    """The ``output="prior"`` diagnostic: the vocoded prior of one window, the same for every seed, no denoiser call."""
+    prior = registry.build("systems", "fastsag", checkpoint=system.checkpoint, steps=2, output="prior")
+    prior.load("cpu")
+    vocals = torch.randn(1, MICRO_WINDOW, generator=torch.Generator().manual_seed(3)) * 0.2
+    out = prior.generate(vocals, seed=1)
+    semantic, mel = prior.features.vocal_inputs(vocals)
+    _, mu, _ = prior.model.condition(semantic, mel)
+    expected = prior.vocoder.decode(prior.features.to_log_mel(mu[..., : prior.model.mel_frames]))
+    torch.testing.assert_close(out, expected[:, : out.shape[-1]])
+    assert torch.equal(out, prior.generate(vocals, seed=2))
+    assert not torch.equal(system.generate(vocals, seed=1), system.generate(vocals, seed=2))
+    assert prior.network_calls() == 0 and prior.describe()["output"] == "prior"
+    with pytest.raises(UserError, match="output must be one of sample, prior"):
+        registry.build("systems", "fastsag", checkpoint=system.checkpoint, output="mean")
+
+
 def test_describe_records_backbones_and_weights(system):
     info = system.describe()
     assert info["name"] == "fastsag" and info["weights"] == "checkpoint" and info["steps"] == 2

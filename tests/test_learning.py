@@ -53,6 +53,15 @@ def test_command_line_bad_input_is_one_line(tmp_path: Path, capsys: pytest.Captu
     assert code == 2 and err.count("\n") == 0 and f"{tmp_path}/snapshots" in err and "snapshot_every" in err
 
 
+def test_versus_options_are_key_value_json(capsys: pytest.CaptureFixture) -> None:
+    parser = learning.argparse.ArgumentParser()
+    assert learning._parse_options(["output=prior", "steps=4", 'sampler="heun"'], parser) == {
+        "output": "prior", "steps": 4, "sampler": "heun"}
+    with pytest.raises(SystemExit):
+        learning._parse_options(["output"], parser)
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
 def test_versus_names_each_spec_system_with_its_checkpoint() -> None:
     systems = dict(learning.trained_systems("tiny"))
     assert {"fastsag", "fastsag-mel", "singsong-sc", "singsong-scf"} <= set(systems)

@@ -9,11 +9,15 @@ snapshot a training run kept (``snapshot_every``) and plot the scores beside the
 
     python -m sag_bench.evaluation.learning versus --data results/data/chorales-tiny --split test --out DIR
     python -m sag_bench.evaluation.learning curve --run RUN_DIR --system fastsag --data DIR --split test --out DIR
+    python -m sag_bench.evaluation.learning versus --systems fastsag --option output=prior --data DIR --out DIR
+
+The last scores what FastSAG's condition networks alone carry: the prior ``mu`` vocoded without sampling.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -137,6 +141,9 @@ def _main(argv: list[str] | None) -> int:
     versus.add_argument("--baseline", default=BASELINE[0],
                         help="a system of the spec to compare with (default randsong; e.g. fastsag-mel)")
     versus.add_argument("--systems", nargs="+", help="only these trained systems of the spec (default: all)")
+    versus.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra option for the compared systems (JSON value, e.g. output=\"prior\": FastSAG's "
+                             "prior alone); repeatable")
     curve = sub.add_parser("curve", help="a training run's snapshots against RandSong, plotted beside its losses")
     curve.add_argument("--run", type=Path, required=True, help="a training run folder (snapshots/, losses.csv)")
     curve.add_argument("--system", required=True, help="the run's system (its snapshots' name)")
@@ -149,11 +156,12 @@ def _main(argv: list[str] | None) -> int:
         systems = dict(spec_systems(args.spec))
         if args.baseline not in systems:
             parser.error(f"--baseline {args.baseline}: not a system of spec {args.spec} ({', '.join(systems)})")
-        chosen = [(name, options) for name, options in trained_systems(args.spec)
+        extra = _parse_options(args.option, parser)
+        chosen = [(name, {**options, **extra}) for name, options in trained_systems(args.spec)
                   if name != args.baseline and (not args.systems or name in args.systems)]
         table = versus_baseline(args.data, chosen, args.split,
                                 (args.baseline, systems[args.baseline]))
-        stem = f"versus-{args.baseline}-{args.split}"
+        stem = f"versus-{args.baseline}-{args.split}" + "".join(f"-{k}-{v}" for k, v in extra.items())
     else:
         table = learning_curve(args.run, args.system, args.data, args.split, _spec_options(args.system),
                                cache_dir=args.out / "snapshot-scores")
@@ -163,6 +171,20 @@ def _main(argv: list[str] | None) -> int:
     for path in write_table(table, args.out, stem, VERSUS_HEADER):
         print(f"wrote {path}")
     return 0
+
+
+def _parse_options(pairs: list[str], parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """``KEY=VALUE`` strings as a dict, each value read as JSON (a bare word stays a string)."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            parser.error(f"--option {pair!r}: expected KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
 
 
 def _spec_options(system: str) -> dict[str, Any]:

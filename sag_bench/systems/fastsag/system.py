@@ -19,6 +19,9 @@ from sag_bench.systems.fastsag.model import FastSAGModel, parameter_counts
 from sag_bench.systems.windowing import generate_windowed, window_starts
 
 
+OUTPUTS = ("sample", "prior")
+
+
 class FastSAGSystem(System):
     """FastSAG: semantic projection -> prior projection -> EDM mel diffusion -> vocoder (fixed windows)."""
 
@@ -29,11 +32,16 @@ class FastSAGSystem(System):
                  mel_norm: bool = True, preset: str | None = None, config: FastSAGConfig | None = None,
                  steps: int | None = None, sampler: str | None = None, batch_size: int | None = None,
                  device: str | None = None, semantic_options: dict[str, Any] | None = None,
-                 vocoder_options: dict[str, Any] | None = None) -> None:
+                 vocoder_options: dict[str, Any] | None = None, output: str = "sample") -> None:
         """Weights come from ``checkpoint`` (its stored config rebuilds the model); without one, ``preset`` or
         ``config`` gives a randomly initialised model (RTF measurement, tests). ``steps``/``sampler``/``batch_size``
-        override the inference settings; ``*_options`` update the backbones' keyword arguments at run time."""
+        override the inference settings; ``*_options`` update the backbones' keyword arguments at run time.
+        ``output="prior"`` (a diagnostic, not FastSAG) vocodes the prior ``mu`` instead of sampling: what the
+        condition networks alone carry of the accompaniment."""
         super().__init__(checkpoint, resampler=resampler, condition=condition, mel_norm=mel_norm)
+        if output not in OUTPUTS:
+            raise UserError(f"fastsag output must be one of {', '.join(OUTPUTS)}, not {output!r}")
+        self.output = output
         variant = Variant(resampler, condition, bool(mel_norm))
         self.name = variant.name
         self._loaded: ckpt.Contents | None = None
@@ -80,7 +88,8 @@ class FastSAGSystem(System):
             with self.timer.stage("sampler"):
                 noise = torch.stack([torch.randn(mu.shape[1:], generator=torch.Generator().manual_seed(seed))
                                      for seed in seeds]).to(self.device)  # drawn on the CPU: same on every device
-                mels = self.model.sample(mu, mask, inference.steps, inference.sampler, noise, inference.schedule)
+                mels = self.model.sample(mu, mask, inference.steps, inference.sampler, noise, inference.schedule) \
+                    if self.output == "sample" else mu[..., : self.model.mel_frames]
             with self.timer.stage("vocoder"):
                 audio = self.vocoder.decode(self.features.to_log_mel(mels))
         return torch.nn.functional.pad(audio, (0, max(0, vocals.shape[-1] - audio.shape[-1])))[:, : vocals.shape[-1]]
@@ -96,10 +105,13 @@ class FastSAGSystem(System):
 
     def network_calls(self, samples: int | None = None) -> int:
         """Denoiser evaluations for one clip of ``samples`` at 24 kHz (default: one model window): sampler calls per
-        window (``solvers.network_calls``; the paper preset's 50 Euler steps make 51) times the windows the clip needs."""
+        window (``solvers.network_calls``; the paper preset's 50 Euler steps make 51) times the windows the clip needs
+        (none for ``output="prior"``)."""
         inference, window = self.config.inference, self.config.model.window_samples
         overlap = int(inference.window_overlap_seconds * self.sample_rate)
         windows = len(window_starts(samples or window, window, overlap))
+        if self.output == "prior":
+            return 0
         return windows * solvers.network_calls(inference.steps, inference.sampler, inference.schedule)
 
     def describe(self) -> dict[str, Any]:
@@ -110,7 +122,7 @@ class FastSAGSystem(System):
                 "checkpoint_left_out": self._loaded.left_out if self._loaded is not None else {},
                 "steps": self.config.inference.steps, "sampler": self.config.inference.sampler,
                 "schedule": self.config.inference.schedule, "network_calls_per_window": self.network_calls(),
-                "dtype": "float32", "compiled": False,
+                "dtype": "float32", "compiled": False, "output": self.output,
                 "semantic_encoder": self.config.semantic_encoder if self.config.variant.uses_semantic else None,
                 "vocoder": self.config.vocoder}
         if self.model is not None:
