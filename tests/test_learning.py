@@ -62,6 +62,14 @@ def test_versus_options_are_key_value_json(capsys: pytest.CaptureFixture) -> Non
     assert "expected KEY=VALUE" in capsys.readouterr().err
 
 
+def test_versus_options_reach_trained_systems_and_a_trained_baseline_only() -> None:
+    chosen, baseline = learning.versus_systems("tiny", "fastsag-mel", ["fastsag"], {"output": "prior"})
+    assert [name for name, _ in chosen] == ["fastsag"] and chosen[0][1]["output"] == "prior"
+    assert baseline[0] == "fastsag-mel" and baseline[1]["output"] == "prior"
+    chosen, baseline = learning.versus_systems("tiny", "randsong", None, {"output": "prior"})
+    assert "output" not in baseline[1] and {"fastsag", "singsong-sc"} <= {name for name, _ in chosen}
+
+
 def test_versus_names_each_spec_system_with_its_checkpoint() -> None:
     systems = dict(learning.trained_systems("tiny"))
     assert {"fastsag", "fastsag-mel", "singsong-sc", "singsong-scf"} <= set(systems)

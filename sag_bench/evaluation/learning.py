@@ -65,6 +65,19 @@ def trained_systems(spec_name: str = SPEC) -> list[tuple[str, dict[str, Any]]]:
     return [(name, options) for name, options in spec_systems(spec_name) if "checkpoint" in options]
 
 
+def versus_systems(spec_name: str, baseline: str, only: Sequence[str] | None = None,
+                   extra: dict[str, Any] | None = None
+                   ) -> tuple[list[tuple[str, dict[str, Any]]], tuple[str, dict[str, Any]]]:
+    """The spec's trained systems to compare (all but the baseline, or ``only`` these) and the baseline, each with
+    its spec options; ``extra`` options go to every one that loads a checkpoint, a trained baseline included."""
+    extra = extra or {}
+    systems = dict(spec_systems(spec_name))
+    chosen = [(name, {**options, **extra}) for name, options in trained_systems(spec_name)
+              if name != baseline and (not only or name in only)]
+    options = systems[baseline]
+    return chosen, (baseline, {**options, **extra} if "checkpoint" in options else options)
+
+
 def snapshots(run_dir: Path, system: str) -> list[tuple[int, Path]]:
     """The (step, path) of every weights-only snapshot ``run_dir/snapshots/<system>_step<N>.pt``, by step."""
     found = sorted((int(p.stem.rsplit("_step", 1)[1]), p) for p in (run_dir / "snapshots").glob(f"{system}_step*.pt"))
@@ -142,8 +155,8 @@ def _main(argv: list[str] | None) -> int:
                         help="a system of the spec to compare with (default randsong; e.g. fastsag-mel)")
     versus.add_argument("--systems", nargs="+", help="only these trained systems of the spec (default: all)")
     versus.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra option for the compared systems (JSON value, e.g. output=\"prior\": FastSAG's "
-                             "prior alone); repeatable")
+                        help="extra option for every compared system that loads a checkpoint, a trained baseline "
+                             "included (JSON value, e.g. output=\"prior\": FastSAG's prior alone); repeatable")
     curve = sub.add_parser("curve", help="a training run's snapshots against RandSong, plotted beside its losses")
     curve.add_argument("--run", type=Path, required=True, help="a training run folder (snapshots/, losses.csv)")
     curve.add_argument("--system", required=True, help="the run's system (its snapshots' name)")
@@ -153,14 +166,12 @@ def _main(argv: list[str] | None) -> int:
         command.add_argument("--out", type=Path, required=True, help="write the tables (and plot) here")
     args = parser.parse_args(argv)
     if args.command == "versus":
-        systems = dict(spec_systems(args.spec))
-        if args.baseline not in systems:
-            parser.error(f"--baseline {args.baseline}: not a system of spec {args.spec} ({', '.join(systems)})")
+        names = [name for name, _ in spec_systems(args.spec)]
+        if args.baseline not in names:
+            parser.error(f"--baseline {args.baseline}: not a system of spec {args.spec} ({', '.join(names)})")
         extra = _parse_options(args.option, parser)
-        chosen = [(name, {**options, **extra}) for name, options in trained_systems(args.spec)
-                  if name != args.baseline and (not args.systems or name in args.systems)]
-        table = versus_baseline(args.data, chosen, args.split,
-                                (args.baseline, systems[args.baseline]))
+        chosen, baseline = versus_systems(args.spec, args.baseline, args.systems, extra)
+        table = versus_baseline(args.data, chosen, args.split, baseline)
         stem = f"versus-{args.baseline}-{args.split}" + "".join(f"-{k}-{v}" for k, v in extra.items())
     else:
         table = learning_curve(args.run, args.system, args.data, args.split, _spec_options(args.system),
