@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from sag_bench.errors import SagBenchError
+from sag_bench.errors import SagBenchError, UserError
 from sag_bench.evaluation.coherence import DEFAULT_MEASURES
 from sag_bench.evaluation.validation import ValidationSpec, flag_failures, validate, write_table
 from sag_bench.store import atomic_write_text, sha256_file
@@ -72,8 +72,10 @@ def versus_systems(spec_name: str, baseline: str, only: Sequence[str] | None = N
     its spec options; ``extra`` options go to every one that loads a checkpoint, a trained baseline included."""
     extra = extra or {}
     systems = dict(spec_systems(spec_name))
-    chosen = [(name, {**options, **extra}) for name, options in trained_systems(spec_name)
-              if name != baseline and (not only or name in only)]
+    if baseline not in systems:
+        raise UserError(f"baseline {baseline}: not a system of spec {spec_name} ({', '.join(systems)})")
+    chosen = [(name, {**options, **extra}) for name, options in systems.items()
+              if "checkpoint" in options and name != baseline and (not only or name in only)]
     options = systems[baseline]
     return chosen, (baseline, {**options, **extra} if "checkpoint" in options else options)
 
@@ -166,9 +168,6 @@ def _main(argv: list[str] | None) -> int:
         command.add_argument("--out", type=Path, required=True, help="write the tables (and plot) here")
     args = parser.parse_args(argv)
     if args.command == "versus":
-        names = [name for name, _ in spec_systems(args.spec)]
-        if args.baseline not in names:
-            parser.error(f"--baseline {args.baseline}: not a system of spec {args.spec} ({', '.join(names)})")
         extra = _parse_options(args.option, parser)
         chosen, baseline = versus_systems(args.spec, args.baseline, args.systems, extra)
         table = versus_baseline(args.data, chosen, args.split, baseline)

@@ -2,8 +2,8 @@
 
 Batches are fixed over the full clip list (never over what is left), and every batch gets the run seed with its
 clip ids, from which the systems seed each clip (a clip's output does not depend on its batch), so a resumed run,
-and any executor, produces exactly the files an uninterrupted in-process run would. Finished files are never rewritten. A system that fails is recorded in its status file and the run goes
-on with the others.
+and any executor, produces exactly the files an uninterrupted in-process run would. Finished files are never
+rewritten. A system that fails is recorded in its status file and the run goes on with the others.
 """
 
 from __future__ import annotations

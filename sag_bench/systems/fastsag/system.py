@@ -85,11 +85,13 @@ class FastSAGSystem(System):
         with torch.no_grad():
             with self.timer.stage("condition"):
                 _, mu, mask = self.model.condition(semantic, vocal_mel)
-            with self.timer.stage("sampler"):
-                noise = torch.stack([torch.randn(mu.shape[1:], generator=torch.Generator().manual_seed(seed))
-                                     for seed in seeds]).to(self.device)  # drawn on the CPU: same on every device
-                mels = self.model.sample(mu, mask, inference.steps, inference.sampler, noise, inference.schedule) \
-                    if self.output == "sample" else mu[..., : self.model.mel_frames]
+            if self.output == "prior":
+                mels = mu[..., : self.model.mel_frames]
+            else:
+                with self.timer.stage("sampler"):
+                    noise = torch.stack([torch.randn(mu.shape[1:], generator=torch.Generator().manual_seed(seed))
+                                         for seed in seeds]).to(self.device)  # drawn on the CPU: same on every device
+                    mels = self.model.sample(mu, mask, inference.steps, inference.sampler, noise, inference.schedule)
             with self.timer.stage("vocoder"):
                 audio = self.vocoder.decode(self.features.to_log_mel(mels))
         return torch.nn.functional.pad(audio, (0, max(0, vocals.shape[-1] - audio.shape[-1])))[:, : vocals.shape[-1]]
@@ -107,11 +109,11 @@ class FastSAGSystem(System):
         """Denoiser evaluations for one clip of ``samples`` at 24 kHz (default: one model window): sampler calls per
         window (``solvers.network_calls``; the paper preset's 50 Euler steps make 51) times the windows the clip needs
         (none for ``output="prior"``)."""
+        if self.output == "prior":
+            return 0
         inference, window = self.config.inference, self.config.model.window_samples
         overlap = int(inference.window_overlap_seconds * self.sample_rate)
         windows = len(window_starts(samples or window, window, overlap))
-        if self.output == "prior":
-            return 0
         return windows * solvers.network_calls(inference.steps, inference.sampler, inference.schedule)
 
     def describe(self) -> dict[str, Any]:

@@ -27,7 +27,6 @@ CLIPPED_BLOCKS = (("prior_projection.encoder",), ("denoiser",))
 FEATURE_CACHE = "fastsag-targets"
 
 
-
 def memoized(memory: dict[int, Any] | None, index: int, compute: Callable[[int], Any]) -> Any:
     """``compute(index)``, kept in ``memory`` (when given) so that it runs once per index."""
     if memory is None:
@@ -35,6 +34,7 @@ def memoized(memory: dict[int, Any] | None, index: int, compute: Callable[[int],
     if index not in memory:
         memory[index] = compute(index)
     return memory[index]
+
 
 class ClipPairs(Sequence[dict[str, torch.Tensor]]):
     """Training clips as ``{"vocals": [T], "accompaniment": [T]}``, each exactly one 10 s clip (padded or cut)."""
